@@ -25,6 +25,8 @@ export const FLAG_CONTENT_DIR = 1 << 2; // dirs: not XMIT_NO_CONTENT_DIR
 export const FLAG_HLINKED = 1 << 5;
 export const FLAG_HLINK_FIRST = 1 << 6;
 export const FLAG_IMPLIED_DIR = 1 << 6; // dirs only
+export const FLAG_HLINK_LAST = 1 << 7; // set by hard-link matching on the receiver
+export const FLAG_HLINK_DONE = 1 << 8; // hard-link matching: a lone member, no longer linked
 export const FLAG_MOD_NSEC = 1 << 12;
 
 export interface FileEntry {
@@ -42,7 +44,7 @@ export interface FileEntry {
   /** Owner names sent inline (inc-recursion) or from the id lists (protocol < 30 / non-inc). */
   userName?: string;
   groupName?: string;
-  /** Device number for block/char devices (and specials at protocol < 31). */
+  /** Device number for block/char devices (specials carry none; at protocol < 31 a dummy is sent). */
   rdevMajor?: number;
   rdevMinor?: number;
   /** Symlink target bytes as sent. */
@@ -52,10 +54,16 @@ export interface FileEntry {
   /** FLAG_* bits. */
   flags: number;
   /**
-   * Hard links. Protocol >= 30: index (in the whole transfer's ndx space) of the group's first
-   * entry, for non-first members; protocol 28-29: the sender's dev/ino pair.
+   * Hard links. Decoded at protocol >= 30: the group number, which is the wire-order index
+   * (list's ndx_start + position in the order sent, NOT the sorted ndx) of the group's first-sent
+   * member -- that member carries its own. Set with FLAG_HLINKED.
    */
   hlinkFirstNdx?: number;
+  /**
+   * The sender's dev/ino pair. Encoder input: present iff the entry is hard-linked by rsync's
+   * sender rule (protocol >= 28: a non-directory with st_nlink > 1; protocol 27: every regular
+   * file when -H). Decoded only at protocol 27-29.
+   */
   hlinkDev?: number;
   hlinkIno?: number;
 }

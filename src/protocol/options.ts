@@ -8,10 +8,19 @@ export interface TransferOptions {
   verbose: number; // -v count
   quiet: boolean; // -q
   itemize: boolean; // -i (--itemize-changes)
+  itemizeUnchanged: boolean; // -ii: itemize unchanged files too (log.c stdout_format_has_i > 1)
+  progress: boolean; // --progress (with -P); a sender client then tells the server --log-format=X
   stats: boolean; // --stats
   dryRun: boolean; // -n
   recursive: boolean; // -r
-  dirs: boolean; // -d (transfer dirs without recursing)
+  /** Inc-recursion allowed (rsync allow_inc_recurse; --no-inc-recursive clears it). It is used
+   *  only with -r, and never by a receiver deleting before/after (compat.c set_allow_inc_recurse). */
+  incRecursive: boolean;
+  /** rsync xfer_dirs != 0: directories are sent as entries. The CLI sets it with -d, and also
+   *  whenever -r is on or the run only lists; `dirs && !recursive` is -d's "dirs without recursing". */
+  dirs: boolean;
+  /** --list-only ("explicit", sent to the server) or a listing implied by a missing destination. */
+  listOnly: false | "implied" | "explicit";
   links: boolean; // -l
   perms: boolean; // -p
   times: boolean; // -t
@@ -27,23 +36,26 @@ export interface TransferOptions {
   wholeFile: boolean | undefined; // -W / --no-whole-file; undefined = rsync's default (on for local)
   inplace: boolean; // --inplace
   append: boolean; // --append
-  partial: boolean; // --partial
+  partial: boolean; // --partial (the CLI clears it with --inplace/--append, as options.c does)
   sparse: boolean; // -S
   delete: boolean; // --delete and friends
   deleteTiming: DeleteTiming | undefined; // undefined = rsync's default (during, with inc-recursion)
   deleteExcluded: boolean;
   force: boolean;
-  compress: boolean; // -z
-  compressChoice: string | undefined; // --zc / --compress-choice
-  compressLevel: number | undefined; // --compress-level
-  checksumChoice: string | undefined; // --cc / --checksum-choice (first of "a,b" = transfer sum)
+  // Compression is on when any of these three is set, unless the choice is "none"
+  // (options.c: a level alone means "auto"). See compressionEnabled().
+  compress: boolean; // -z given: compress, algorithm negotiated (or zlib before protocol 30)
+  compressChoice: string | undefined; // --zc / --compress-choice: a fixed algorithm or "none" ("auto" is not stored)
+  compressLevel: number | undefined; // --compress-level / --zl
+  checksumChoice: string | undefined; // --cc / --checksum-choice, lower-case (first of "a,b" = transfer sum; a part may be "auto")
   blockSize: number | undefined; // -B
   protocol: number | undefined; // --protocol=N (27..32)
   timeout: number; // --timeout seconds, 0 = none
   blockingIo: boolean; // --blocking-io (affects only how the remote shell is driven)
   relative: boolean; // -R
   oneFileSystem: boolean; // -x
-  /** Filter rules in rsync's long form ("- *.o", "+ keep/", "P x"), sent to the sender. */
+  /** Filter rules in rsync's rule syntax ("- *.o", "+ keep/", "P x", ": /.rsync-filter"), in
+   *  command-line order; --exclude/--include/-from are already turned into "- "/"+ " rules. */
   filters: string[];
   /** --rsync-path: the remote rsync command. */
   rsyncPath: string | undefined;
@@ -57,10 +69,14 @@ export function defaultTransferOptions(): TransferOptions {
     verbose: 0,
     quiet: false,
     itemize: false,
+    itemizeUnchanged: false,
+    progress: false,
     stats: false,
     dryRun: false,
     recursive: false,
+    incRecursive: true,
     dirs: false,
+    listOnly: false,
     links: false,
     perms: false,
     times: false,
@@ -97,6 +113,12 @@ export function defaultTransferOptions(): TransferOptions {
     rsh: undefined,
     bwlimit: undefined,
   };
+}
+
+/** options.c/compat.c: whether file data is compressed with these options. */
+export function compressionEnabled(opts: TransferOptions): boolean {
+  if (opts.compressChoice === "none") return false;
+  return opts.compress || opts.compressChoice !== undefined || opts.compressLevel !== undefined;
 }
 
 /** Oldest and newest protocol krsync speaks. */

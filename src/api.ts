@@ -1,0 +1,153 @@
+// krsync's library face: sync({ source, destination, ...options }). It works out the direction
+// from the locations, builds the transport (remote shell today), and runs the engine over it.
+import { defaultTransferOptions, MAX_PROTOCOL, type TransferOptions } from "./protocol/options.js";
+import { RERR_STARTCLIENT, RERR_STREAMIO, RERR_SYNTAX, RERR_UNSUPPORTED, UsageError } from "./protocol/errcode.js";
+import { ProtocolError } from "./protocol/wire.js";
+import { serverArgs, CLIENT_CAPABILITIES } from "./protocol/serverargs.js";
+import { parseLocation, type Location } from "./transport/location.js";
+import { remoteShellArgv } from "./transport/rsh.js";
+import { SpawnedTransport } from "./transport/spawned.js";
+import type { Transport } from "./transport/transport.js";
+import { runPull } from "./engine/client.js";
+import type { SyncEvents, TransferStats } from "./engine/events.js";
+
+export type { SyncEvents, TransferStats, ItemEvent, MessageLevel } from "./engine/events.js";
+export type { TransferOptions } from "./protocol/options.js";
+
+export interface SyncOptions extends Partial<TransferOptions> {
+  /** One or more sources: local paths or remote locations (HOST:PATH …). */
+  source: string | string[];
+  destination: string;
+  events?: SyncEvents;
+  signal?: AbortSignal;
+  /** Environment for the remote shell (defaults to process.env). */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface SyncResult {
+  /** rsync's exit code for this run (0 = success, 23 = partial transfer, …). */
+  exitCode: number;
+  stats: TransferStats;
+}
+
+/** A failure that ends the run, with rsync's exit code. */
+export class SyncError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+    this.name = "SyncError";
+  }
+}
+
+export async function sync(o: SyncOptions): Promise<SyncResult> {
+  const opts: TransferOptions = { ...defaultTransferOptions(), ...stripUndefined(o) };
+  const sources = (Array.isArray(o.source) ? o.source : [o.source]).map(parseLocation);
+  const dest = parseLocation(o.destination);
+  if (sources.length === 0) throw new SyncError("no source given", RERR_SYNTAX);
+  const remoteSources = sources.filter((s) => s.kind !== "local");
+  if (dest.kind !== "local") {
+    throw new SyncError("pushing to a remote destination is not supported by krsync yet", RERR_UNSUPPORTED);
+  }
+  if (remoteSources.length === 0) {
+    throw new SyncError("local copies are not supported by krsync yet", RERR_UNSUPPORTED);
+  }
+  if (remoteSources.length !== sources.length) {
+    throw new SyncError("The source and destination cannot both be remote, nor can local and remote sources mix", RERR_SYNTAX);
+  }
+  const first = sources[0]!;
+  if (first.kind !== "shell") {
+    throw new SyncError(`${first.kind} sources are not supported by krsync yet`, RERR_UNSUPPORTED);
+  }
+  for (const s of sources) {
+    if (s.kind !== "shell" || s.host !== first.host || s.user !== first.user) {
+      throw new SyncError("all remote sources must be on the same host", RERR_SYNTAX);
+    }
+  }
+  if (opts.delete && opts.filters.length > 0) {
+    throw new SyncError("--delete together with filter rules is not supported by krsync yet", RERR_UNSUPPORTED);
+  }
+  const protocol = opts.protocol ?? MAX_PROTOCOL;
+  const remotePaths = sources.map((s) => (s as Extract<Location, { kind: "shell" }>).path || ".");
+  // Incremental recursion is not offered yet: the whole file list comes first.
+  const args = serverArgs({ ...opts, incRecursive: false }, { amSender: false, protocol, remotePaths });
+  const argv = remoteShellArgv({
+    rsh: opts.rsh,
+    env: o.env ?? process.env,
+    user: first.user,
+    host: first.host,
+    rsyncPath: opts.rsyncPath,
+    serverArgs: args,
+  });
+  const transport = new SpawnedTransport(argv, { env: o.env ?? process.env });
+  return runOverTransport(transport, opts, protocol, o);
+}
+
+async function runOverTransport(
+  transport: Transport,
+  opts: TransferOptions,
+  protocol: number,
+  o: SyncOptions,
+): Promise<SyncResult> {
+  const events = o.events ?? {};
+  const sentNegotiation = protocol >= 30 && CLIENT_CAPABILITIES.includes("v");
+  try {
+    const result = await runPull(
+      { input: transport.input, output: transport.output },
+      {
+        opts,
+        destination: o.destination,
+        protocol,
+        sentNegotiation,
+        events,
+        ...(o.signal ? { signal: o.signal } : {}),
+        timeoutSec: opts.timeout,
+      },
+    );
+    const exit = await transport.exited();
+    let code = result.exitCode;
+    if (code === 0 && exit.code !== null && exit.code !== 0) code = exit.code;
+    return { exitCode: code, stats: result.stats };
+  } catch (e) {
+    transport.kill();
+    const exit = await Promise.race([transport.exited(), delay(3000).then(() => ({ code: null, signal: null }))]);
+    throw toSyncError(e, exit.code, transport.describeFailure());
+  }
+}
+
+function toSyncError(e: unknown, remoteCode: number | null, failure: string): SyncError {
+  if (e instanceof SyncError) return e;
+  const err = e as Error & { exitCode?: number };
+  if (err instanceof UsageError) return new SyncError(err.message, RERR_SYNTAX);
+  if (err.name === "AbortedError") return new SyncError(err.message, 20);
+  if (err.name === "TimeoutError") return new SyncError(err.message, 30);
+  if (err instanceof ProtocolError) {
+    const early = /connection unexpectedly closed \(0 bytes/.test(err.message);
+    if (early) {
+      const detail = failure ? ` (${failure.split("\n").pop()})` : "";
+      const code = remoteCode !== null && remoteCode >= 124 ? remoteCode : remoteCode === 255 ? 255 : RERR_STARTCLIENT;
+      return new SyncError(`connection unexpectedly closed (0 bytes received so far) [Receiver]${detail}`, code);
+    }
+    if (/connection unexpectedly closed/.test(err.message)) {
+      return new SyncError(`${err.message} [Receiver]`, remoteCode !== null && remoteCode >= 124 ? remoteCode : RERR_STREAMIO);
+    }
+    return new SyncError(`protocol error: ${err.message}`, err.exitCode);
+  }
+  if (typeof err.exitCode === "number") return new SyncError(err.message, err.exitCode);
+  return new SyncError(err.message ?? String(e), 11);
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [k, v] of Object.entries(o)) {
+    if (v !== undefined && k !== "source" && k !== "destination" && k !== "events" && k !== "signal" && k !== "env") {
+      (out as Record<string, unknown>)[k] = v;
+    }
+  }
+  return out;
+}

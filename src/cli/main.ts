@@ -1,0 +1,133 @@
+#!/usr/bin/env node
+// The krsync command: rsync's command line over the library API, printing what rsync prints.
+import { sync, SyncError, type SyncOptions } from "../api.js";
+import type { ItemEvent, TransferStats } from "../engine/events.js";
+import { formatExitLine, RERR_SYNTAX, UsageError } from "../protocol/errcode.js";
+import { helpText, parseCommandLine, type CommandLine } from "./options.js";
+import { runExample } from "./example.js";
+import { formatStats, formatSummary } from "./report.js";
+
+export const VERSION = "0.1.0";
+
+function out(line: string): void {
+  process.stdout.write(line + "\n");
+}
+function err(line: string): void {
+  process.stderr.write(line + "\n");
+}
+
+export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === "--example") return runExample(argv.slice(1), main);
+  let cl: CommandLine;
+  try {
+    cl = parseCommandLine(argv);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      if (e.showUsage) out(helpText());
+      err(e.message);
+      err(formatExitLine(e.exitCode));
+      return e.exitCode;
+    }
+    throw e;
+  }
+  if (cl.help) {
+    out(helpText());
+    return 0;
+  }
+  if (cl.version) {
+    out(`krsync version ${VERSION}  protocol versions 27-32 (rsync compatible)`);
+    return 0;
+  }
+  if (cl.args.length < 2) {
+    out(helpText());
+    err("krsync: a source and a destination are required (listing a remote directory is not supported yet)");
+    err(formatExitLine(RERR_SYNTAX));
+    return RERR_SYNTAX;
+  }
+  const o = cl.options;
+  const sources = cl.args.slice(0, -1);
+  const destination = cl.args[cl.args.length - 1]!;
+  const controller = new AbortController();
+  const onSignal = () => controller.abort();
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  process.once("SIGHUP", onSignal);
+
+  const verbose = o.verbose > 0 && !o.quiet;
+  const showItems = (o.itemize || verbose) && !o.quiet;
+  const opts: SyncOptions = {
+    ...o,
+    source: sources,
+    destination,
+    signal: controller.signal,
+    events: {
+      fileList: () => {
+        if (verbose) out("receiving file list ... done");
+      },
+      item: (it: ItemEvent) => {
+        if (!showItems) return;
+        const line = itemLine(it, o.itemize);
+        if (line !== null) out(line);
+      },
+      deleted: (name) => {
+        if (o.itemize && !o.quiet) out(`*deleting   ${name}`);
+        else if (verbose) out(`deleting ${name}`);
+      },
+      message: (level, text) => {
+        if (level === "info") {
+          if (!o.quiet) out(text);
+        } else err(text);
+      },
+    },
+  };
+  try {
+    const r = await sync(opts);
+    report(r.stats, cl);
+    if (r.exitCode !== 0) err(formatExitLine(r.exitCode));
+    return r.exitCode;
+  } catch (e) {
+    const se = e instanceof SyncError ? e : new SyncError((e as Error).message ?? String(e), 11);
+    err(`krsync: ${se.message}`);
+    err(formatExitLine(se.exitCode));
+    return se.exitCode;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    process.off("SIGHUP", onSignal);
+  }
+}
+
+/** log.c's default -v line ("%n%L") or the itemized one ("%i %n%L"). */
+function itemLine(it: ItemEvent, itemize: boolean): string | null {
+  const suffix = it.linkTarget !== undefined ? ` -> ${it.linkTarget}` : it.hardLinkTo !== undefined ? ` => ${it.hardLinkTo}` : "";
+  if (itemize) return `${it.itemize} ${it.name}${suffix}`;
+  // -v alone names what was transferred or newly made.
+  if (!it.transferred && !(it.iflags & (1 << 13)) && it.hardLinkTo === undefined && it.kind !== "L") return null;
+  return `${it.name}${suffix}`;
+}
+
+function report(stats: TransferStats, cl: CommandLine): void {
+  const o = cl.options;
+  if (o.quiet) return;
+  if (o.stats) {
+    out("");
+    out(formatStats(stats, cl.humanReadable));
+  }
+  if (o.verbose > 0 || o.stats) {
+    if (!o.stats) out("");
+    out(formatSummary(stats, cl.humanReadable, o.dryRun));
+  }
+}
+
+const isMain = process.argv[1] !== undefined && /(?:^|[/\\])main\.(?:js|ts)$/.test(process.argv[1]);
+if (isMain) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e) => {
+      err(`krsync: ${(e as Error).stack ?? e}`);
+      process.exitCode = 11;
+    },
+  );
+}

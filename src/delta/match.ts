@@ -1,0 +1,451 @@
+// The sender's block search (match.c build_hash_table / hash_search / matched), streaming:
+// the source file is pushed in pieces and the token stream comes out as literal runs
+// (chunks of at most CHUNK_SIZE, as token.c simple_send_token sends them) and block indices.
+// Memory stays bounded by about three block lengths plus two chunks, plus one feed piece.
+import type { SumHead } from "../protocol/sumhead.js";
+import { Cursor, ProtocolError } from "../protocol/wire.js";
+import type { BlockSummer } from "./checksum.js";
+import { weakChecksumSigned, weakHashBits, weakHashSlot } from "./rolling.js";
+import { validateSumHead, type SumHeadLimits } from "./sumsizes.js";
+
+/** rsync.h CHUNK_SIZE: the largest literal token. */
+export const CHUNK_SIZE = 32 * 1024;
+/** match.c MAX_CHAIN_LEN: candidates with the same weak sum tried at one offset. */
+export const MAX_CHAIN_LEN = 1024;
+/** How much pushed input is taken in at a time (bounds the buffer). */
+const FEED_PIECE = 256 * 1024;
+
+export type MatchToken = { kind: "literal"; data: Uint8Array } | { kind: "block"; index: number };
+
+/** The receiver's block sums: weak sum per block, strong sums truncated to s2length. */
+export interface BlockSums {
+  sum1: Uint32Array;
+  /** count × s2length bytes, block i at i·s2length. */
+  sum2: Uint8Array;
+}
+
+/**
+ * Reads the count × (int32 sum1 + s2length bytes) that follow a sum head (sender.c
+ * receive_sums). Incremental: each read() takes every complete entry available and never
+ * consumes a partial one, so it never throws NeedMore. Storage grows with the data that
+ * actually arrives, not with the peer's count.
+ */
+export class BlockSumsReader {
+  private sum1: Uint32Array;
+  private sum2: Uint8Array;
+  private n = 0;
+  private readonly head: SumHead;
+
+  constructor(head: SumHead, protocol: number, xferSumLen: number, limits?: SumHeadLimits) {
+    validateSumHead(head, protocol, xferSumLen, limits);
+    this.head = head;
+    const first = Math.min(head.count, 4096);
+    this.sum1 = new Uint32Array(first);
+    this.sum2 = new Uint8Array(first * head.s2length);
+  }
+
+  get done(): boolean {
+    return this.n === this.head.count;
+  }
+
+  /** Consume complete entries; returns true once all count entries are in. */
+  read(c: Cursor): boolean {
+    const s2 = this.head.s2length;
+    const entry = 4 + s2;
+    while (this.n < this.head.count && c.remaining >= entry) {
+      if (this.n === this.sum1.length) this.grow();
+      this.sum1[this.n] = c.uint32();
+      this.sum2.set(c.bytes(s2), this.n * s2);
+      this.n++;
+    }
+    return this.done;
+  }
+
+  private grow(): void {
+    const cap = Math.min(this.head.count, this.sum1.length * 2);
+    const a = new Uint32Array(cap);
+    a.set(this.sum1);
+    const b = new Uint8Array(cap * this.head.s2length);
+    b.set(this.sum2);
+    this.sum1 = a;
+    this.sum2 = b;
+  }
+
+  sums(): BlockSums {
+    if (!this.done) throw new ProtocolError("block sums incomplete");
+    return { sum1: this.sum1.subarray(0, this.n), sum2: this.sum2.subarray(0, this.n * this.head.s2length) };
+  }
+}
+
+export interface MatcherOptions {
+  /** sender.c updating_basis_file (--inplace): the receiver rewrites the basis in place, so a
+   *  block may only be used at or after its own offset (or where it already sits). */
+  inplace?: boolean;
+}
+
+export interface MatchStats {
+  matches: number;
+  hashHits: number;
+  falseAlarms: number;
+  literalBytes: number;
+  matchedBytes: number;
+}
+
+const SIGNED_EMPTY = new Int8Array(0);
+
+export class BlockMatcher {
+  readonly stats: MatchStats = { matches: 0, hashHits: 0, falseAlarms: 0, literalBytes: 0, matchedBytes: 0 };
+
+  private readonly count: number;
+  private readonly blength: number;
+  private readonly s2length: number;
+  private readonly lastLen: number;
+  private readonly sum1: Uint32Array;
+  private readonly sum2: Uint8Array;
+  private readonly summer: BlockSummer;
+  private readonly inplace: boolean;
+  private readonly sameOffset: Uint8Array | null;
+  private readonly table: Int32Array;
+  private readonly chain: Int32Array;
+  private readonly bits: number;
+  /** Bytes needed beyond an offset before it is searched without knowing the file length. */
+  private readonly lookahead: number;
+
+  // Buffered source bytes: absolute offsets [bufStart, bufEnd) live at buf[0 ..].
+  private buf: Uint8Array = new Uint8Array(0);
+  private sbuf: Int8Array = SIGNED_EMPTY;
+  private bufStart = 0;
+  private bufEnd = 0;
+
+  // match.c hash_search state.
+  private offset = 0;
+  private lastMatch = 0;
+  private k = 0;
+  private s1 = 0;
+  private s2 = 0;
+  private sumValid = false;
+  private wantI = 0;
+  private alignedOffset = 0;
+  private alignedI = 0;
+  private finished = false;
+  private out: MatchToken[] = [];
+
+  constructor(head: SumHead, sums: BlockSums, blockSummer: BlockSummer, opts: MatcherOptions = {}) {
+    this.count = head.count;
+    this.blength = head.blength;
+    this.s2length = head.s2length;
+    this.lastLen = head.count > 0 && head.remainder !== 0 ? head.remainder : head.blength;
+    if (sums.sum1.length < head.count || sums.sum2.length < head.count * head.s2length)
+      throw new ProtocolError("block sums shorter than the sum head's count");
+    this.sum1 = sums.sum1;
+    this.sum2 = sums.sum2;
+    this.summer = blockSummer;
+    this.inplace = opts.inplace ?? false;
+    this.sameOffset = this.inplace ? new Uint8Array(head.count) : null;
+    this.lookahead = 2 * head.blength + CHUNK_SIZE + 1;
+
+    // match.c build_hash_table: chains run from the highest block index down.
+    this.bits = weakHashBits(head.count);
+    this.table = new Int32Array(head.count > 0 ? 1 << this.bits : 0).fill(-1);
+    this.chain = new Int32Array(head.count);
+    for (let i = 0; i < head.count; i++) {
+      const t = weakHashSlot(this.sum1[i]!, this.bits);
+      this.chain[i] = this.table[t]!;
+      this.table[t] = i;
+    }
+  }
+
+  /** Feed the next bytes of the source file; returns the tokens that are now final. */
+  push(data: Uint8Array): MatchToken[] {
+    if (this.finished) throw new Error("push() after finish()");
+    for (let p = 0; p < data.length; p += FEED_PIECE) {
+      this.append(data.subarray(p, Math.min(data.length, p + FEED_PIECE)));
+      this.process(false);
+    }
+    return this.take();
+  }
+
+  /** The source is complete: search the tail and flush the last literal. */
+  finish(): MatchToken[] {
+    if (this.finished) throw new Error("finish() called twice");
+    this.finished = true;
+    this.process(true);
+    // matched(len, -1): the remaining literal, then the end token (written by the caller).
+    this.literal(this.bufEnd);
+    return this.take();
+  }
+
+  private take(): MatchToken[] {
+    const t = this.out;
+    this.out = [];
+    return t;
+  }
+
+  /** Keep bytes from lastMatch on (all the search can still reach) and add the new ones. */
+  private append(data: Uint8Array): void {
+    const keep = this.lastMatch;
+    const live = this.bufEnd - keep;
+    const need = live + data.length;
+    const from = keep - this.bufStart;
+    if (need > this.buf.length) {
+      const nb = new Uint8Array(Math.max(need, this.buf.length * 2, 64 * 1024));
+      nb.set(this.buf.subarray(from, from + live));
+      this.buf = nb;
+      this.sbuf = new Int8Array(nb.buffer, nb.byteOffset, nb.length);
+    } else if (from > 0) {
+      this.buf.copyWithin(0, from, from + live);
+    }
+    this.bufStart = keep;
+    this.buf.set(data, live);
+    this.bufEnd += data.length;
+  }
+
+  /** Emit lastMatch..to as literal chunks (token.c simple_send_token). */
+  private literal(to: number): void {
+    let from = this.lastMatch;
+    if (to <= from) return;
+    this.stats.literalBytes += to - from;
+    while (from < to) {
+      const n = Math.min(CHUNK_SIZE, to - from);
+      const p = from - this.bufStart;
+      this.out.push({ kind: "literal", data: this.buf.slice(p, p + n) });
+      from += n;
+    }
+    this.lastMatch = to;
+  }
+
+  /** match.c matched(offset, i) for a block: literal up to offset, then block i. */
+  private matchedBlock(offset: number, i: number): void {
+    this.literal(offset);
+    this.out.push({ kind: "block", index: i });
+    const len = i === this.count - 1 ? this.lastLen : this.blength;
+    this.stats.matchedBytes += len;
+    this.stats.matches++;
+    this.lastMatch = offset + len;
+  }
+
+  private process(final: boolean): void {
+    const len = this.bufEnd; // the file length, when final
+    if (this.count === 0) {
+      // match_sums without sums: literal data in CHUNK_SIZE pieces.
+      while (this.bufEnd - this.lastMatch > CHUNK_SIZE) this.literal(this.lastMatch + CHUNK_SIZE);
+      return;
+    }
+    if (final && len === 0) return;
+    const end = final ? len + 1 - this.lastLen : Number.MAX_SAFE_INTEGER;
+    const limit = final ? end : this.bufEnd - this.lookahead + 1; // search offsets < limit
+    const blength = this.blength;
+    const flushAt = blength + CHUNK_SIZE;
+    const table = this.table;
+    const shift = 32 - this.bits;
+
+    let off = this.offset;
+    while (off < limit) {
+      if (!this.sumValid) {
+        // A fresh window at the start and after each match.
+        this.k = Math.min(blength, len - off);
+        const sum = weakChecksumSigned(this.sbuf, off - this.bufStart, this.k);
+        this.s1 = sum & 0xffff;
+        this.s2 = sum >>> 16;
+        this.sumValid = true;
+      }
+      // Hot loop: roll over offsets whose weak sum has no candidate block.
+      const sb = this.sbuf;
+      const base = this.bufStart;
+      let s1 = this.s1;
+      let s2 = this.s2;
+      let k = this.k;
+      let lastMatch = this.lastMatch;
+      let hit = false;
+      while (off < limit) {
+        const sum = ((s1 & 0xffff) | (s2 << 16)) >>> 0;
+        if (table[Math.imul(sum, 0x9e3779b1) >>> shift]! >= 0) {
+          hit = true;
+          break;
+        }
+        const p = off - base;
+        const o = sb[p]!;
+        s1 = (s1 - o) | 0;
+        s2 = (s2 - Math.imul(k, o)) | 0;
+        if (!final || off + k < len) {
+          s1 = (s1 + sb[p + k]!) | 0;
+          s2 = (s2 + s1) | 0;
+        } else {
+          k--;
+        }
+        if (off - lastMatch >= flushAt && end - off > CHUNK_SIZE) {
+          this.literal(off - blength);
+          lastMatch = this.lastMatch;
+        }
+        off++;
+      }
+      this.s1 = s1;
+      this.s2 = s2;
+      this.k = k;
+      this.offset = off;
+      if (!hit) break;
+      // A bucket with candidates: the full match.c candidate logic, then roll on.
+      if (this.search(final, len)) {
+        off = this.offset;
+        this.sumValid = false;
+        continue;
+      }
+      this.rollOne(final, len, end);
+      off = this.offset;
+    }
+    this.offset = off;
+  }
+
+  /** match.c null_hash: drop the window's first byte, add the next, maybe flush literal. */
+  private rollOne(final: boolean, len: number, end: number): void {
+    const off = this.offset;
+    const p = off - this.bufStart;
+    const o = this.sbuf[p]!;
+    const k = this.k;
+    let s1 = (this.s1 - o) | 0;
+    let s2 = (this.s2 - Math.imul(k, o)) | 0;
+    if (!final || off + k < len) {
+      s1 = (s1 + this.sbuf[p + k]!) | 0;
+      s2 = (s2 + s1) | 0;
+    } else {
+      this.k = k - 1;
+    }
+    this.s1 = s1;
+    this.s2 = s2;
+    if (off - this.lastMatch >= this.blength + CHUNK_SIZE && end - off > CHUNK_SIZE)
+      this.literal(off - this.blength);
+    this.offset = off + 1;
+  }
+
+  private strongAt(off: number, l: number): Uint8Array {
+    return this.summer(this.buf, off - this.bufStart, l);
+  }
+
+  private strongEq(d: Uint8Array, i: number): boolean {
+    const s2 = this.s2length;
+    const sum2 = this.sum2;
+    const at = i * s2;
+    for (let j = 0; j < s2; j++) if (d[j] !== sum2[at + j]) return false;
+    return true;
+  }
+
+  /** The candidate loop of match.c hash_search at this.offset; true if a block matched. */
+  private search(final: boolean, len: number): boolean {
+    const offset0 = this.offset;
+    let offset = offset0;
+    let sum = ((this.s1 & 0xffff) | (this.s2 << 16)) >>> 0;
+    const slotIdx = weakHashSlot(sum, this.bits);
+    const blength = this.blength;
+    const count = this.count;
+    const l = final ? Math.min(blength, len - offset) : blength;
+    const inplace = this.inplace;
+    const sameOffset = this.sameOffset;
+    let sum2: Uint8Array | null = null;
+    let chainLen = 0;
+    this.stats.hashHits++;
+
+    let prev = -1; // chain predecessor (-1: the table slot)
+    for (let i = this.table[slotIdx]!; i >= 0; ) {
+      const nextI = this.chain[i]!;
+      // --inplace: a block before our offset that is not already in place can never be used.
+      if (inplace && i * blength < offset && !sameOffset![i]) {
+        if (prev < 0) this.table[slotIdx] = nextI;
+        else this.chain[prev] = nextI;
+        i = nextI;
+        continue;
+      }
+      prev = i;
+      if (sum !== this.sum1[i]) {
+        i = nextI;
+        continue;
+      }
+      if (++chainLen > MAX_CHAIN_LEN) break;
+      const blen = i === count - 1 ? this.lastLen : blength;
+      if (l !== blen) {
+        i = nextI;
+        continue;
+      }
+      sum2 ??= this.strongAt(offset, l);
+      if (!this.strongEq(sum2, i)) {
+        this.stats.falseAlarms++;
+        i = nextI;
+        continue;
+      }
+
+      if (inplace) {
+        // Prefer the block that already sits at this offset in the basis.
+        while (this.alignedOffset < offset) {
+          this.alignedOffset += blength;
+          this.alignedI++;
+        }
+        const ai = this.alignedI;
+        const ao = this.alignedOffset;
+        let ok = true;
+        if ((offset === ao || (sum === 0 && l === blength && ao + l <= len)) && ai < count) {
+          if (i !== ai) {
+            const alen = ai === count - 1 ? this.lastLen : blength;
+            if (sum !== this.sum1[ai] || l !== alen || !this.strongEq(sum2, ai)) ok = false;
+            else i = ai;
+          }
+          if (ok && offset !== ao) {
+            // Zeros here are zeros further on in the basis: re-align with the basis copy.
+            sum = weakChecksumSigned(this.sbuf, ao - this.bufStart, l);
+            if (sum !== this.sum1[i]) ok = false;
+            else {
+              sum2 = this.strongAt(ao, l);
+              if (!this.strongEq(sum2, i)) ok = false;
+              else offset = ao;
+            }
+          }
+          if (ok) {
+            sameOffset![i] = 1;
+            this.wantI = i;
+          }
+        }
+      }
+
+      // check_want_i: prefer the block after the previous match (runs of adjacent blocks).
+      const w = this.wantI;
+      if (
+        i !== w &&
+        w < count &&
+        (!inplace || w * blength >= offset || sameOffset![w]) &&
+        sum === this.sum1[w] &&
+        l === (w === count - 1 ? this.lastLen : blength) &&
+        this.strongEq(sum2, w)
+      ) {
+        i = w;
+      }
+      this.wantI = i + 1;
+      this.matchedBlock(offset, i);
+      this.offset = this.lastMatch;
+      return true;
+    }
+    return false;
+  }
+}
+
+/** Rebuild the source from a basis and a token stream (what the receiver does). */
+export function applyTokens(basis: Uint8Array, head: SumHead, tokens: Iterable<MatchToken>): Uint8Array {
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  for (const t of tokens) {
+    let p: Uint8Array;
+    if (t.kind === "literal") p = t.data;
+    else {
+      if (t.index < 0 || t.index >= head.count) throw new ProtocolError(`Invalid block index ${t.index}`);
+      const start = t.index * head.blength;
+      const blen = t.index === head.count - 1 && head.remainder ? head.remainder : head.blength;
+      p = basis.subarray(start, start + blen);
+    }
+    parts.push(p);
+    n += p.length;
+  }
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}

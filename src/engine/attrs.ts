@@ -1,0 +1,137 @@
+// Setting and comparing file attributes on the receiving side (rsync.c set_file_attrs,
+// generator.c itemize / unchanged_attrs).
+import { promises as fsp } from "node:fs";
+import type { LocalStat } from "./destination.js";
+import type { FileEntry } from "../protocol/fileentry.js";
+import { isDir, isLink } from "../protocol/fileentry.js";
+import type { TransferOptions } from "../protocol/options.js";
+import {
+  ITEM_REPORT_GROUP,
+  ITEM_REPORT_OWNER,
+  ITEM_REPORT_PERMS,
+  ITEM_REPORT_TIME,
+} from "./itemize.js";
+import type { OwnerMap } from "./owners.js";
+
+const CHMOD_BITS = 0o7777;
+
+export const amRoot = typeof process.getuid === "function" && process.getuid() === 0;
+const myGroups = new Set<number>(typeof process.getgroups === "function" ? process.getgroups() : []);
+
+export function currentUmask(): number {
+  const m = process.umask(0);
+  process.umask(m);
+  return m;
+}
+
+/** rsync.c dest_mode: the mode a file gets when permissions are not preserved. */
+export function destMode(flistMode: number, statMode: number, dfltPerms: number, exists: boolean): number {
+  if (exists) return (flistMode & ~CHMOD_BITS) | (statMode & CHMOD_BITS);
+  return flistMode & (~CHMOD_BITS | dfltPerms);
+}
+
+export interface WantedOwner {
+  uid: number | undefined;
+  gid: number | undefined;
+}
+
+export function wantedOwner(f: FileEntry, opts: TransferOptions, owners: OwnerMap): WantedOwner {
+  const uid = opts.owner && amRoot && f.uid !== undefined ? owners.uid(f.uid, f.userName) : undefined;
+  let gid: number | undefined;
+  if (opts.group && f.gid !== undefined) {
+    const g = owners.gid(f.gid, f.groupName);
+    if (amRoot || myGroups.has(g)) gid = g;
+  }
+  return { uid, gid };
+}
+
+/** generator.c itemize's attribute bits for an existing item versus the wanted entry. */
+export function attrChanges(
+  f: FileEntry,
+  st: LocalStat,
+  opts: TransferOptions,
+  own: WantedOwner,
+  mode: number,
+  symlinkTimes: boolean,
+): number {
+  let iflags = 0;
+  const link = isLink(f.mode);
+  if (opts.times && (!link || symlinkTimes) && st.mtime !== f.mtime) {
+    iflags |= ITEM_REPORT_TIME;
+  }
+  if (opts.perms && !link && (st.mode & CHMOD_BITS) !== (mode & CHMOD_BITS)) iflags |= ITEM_REPORT_PERMS;
+  if (own.uid !== undefined && st.uid !== own.uid) iflags |= ITEM_REPORT_OWNER;
+  if (own.gid !== undefined && st.gid !== own.gid) iflags |= ITEM_REPORT_GROUP;
+  return iflags;
+}
+
+/** utimes argument for seconds + nanoseconds: Node sets microseconds, so aim at the middle of
+ *  the wanted microsecond to survive the double's rounding. */
+export function timeArg(sec: number, nsec: number): number {
+  if (nsec === 0 || sec < 0) return sec;
+  return sec + (Math.floor(nsec / 1000) + 0.5) / 1e6;
+}
+
+export interface AttrTarget {
+  chown(uid: number, gid: number): Promise<void>;
+  chmod(mode: number): Promise<void>;
+  utimes(atime: number, mtime: number): Promise<void>;
+}
+
+export function pathTarget(p: string, link: boolean): AttrTarget {
+  return {
+    chown: (u, g) => (link ? fsp.lchown(p, u, g) : fsp.chown(p, u, g)),
+    chmod: (m) => (link ? Promise.resolve() : fsp.chmod(p, m)),
+    utimes: (a, m) => (link ? fsp.lutimes(p, a, m) : fsp.utimes(p, a, m)),
+  };
+}
+
+export function handleTarget(fh: fsp.FileHandle): AttrTarget {
+  return {
+    chown: (u, g) => fh.chown(u, g),
+    chmod: (m) => fh.chmod(m),
+    utimes: (a, m) => fh.utimes(a, m),
+  };
+}
+
+export interface SetAttrsWanted {
+  own: WantedOwner;
+  /** Permission bits to set, or undefined to leave them. */
+  mode: number | undefined;
+  /** Set mtime (seconds, nsec), or undefined to leave it. */
+  mtime: { sec: number; nsec: number } | undefined;
+}
+
+/**
+ * rsync.c set_file_attrs: owner first (chown may clear set-id bits), then permissions, then
+ * times. `st` is the item's current state; only what differs is changed. With `accurate`
+ * the nanoseconds count too (after a transfer or a checksum match), else whole seconds.
+ */
+export async function setAttrs(
+  t: AttrTarget,
+  st: LocalStat | null,
+  w: SetAttrsWanted,
+  accurate: boolean,
+): Promise<void> {
+  const uid = w.own.uid;
+  const gid = w.own.gid;
+  if ((uid !== undefined && st?.uid !== uid) || (gid !== undefined && st?.gid !== gid)) {
+    await t.chown(uid ?? st?.uid ?? -1, gid ?? st?.gid ?? -1);
+  }
+  if (w.mode !== undefined && (!st || (st.mode & CHMOD_BITS) !== (w.mode & CHMOD_BITS) || uid !== undefined || gid !== undefined)) {
+    await t.chmod(w.mode & CHMOD_BITS);
+  }
+  if (w.mtime) {
+    const { sec, nsec } = w.mtime;
+    const same = st !== null && st.mtime === sec && (!accurate || Math.floor(nsec / 1000) === Math.floor(st.mtimeNsec / 1000));
+    if (!same) await t.utimes(Date.now() / 1000, timeArg(sec, nsec));
+  }
+}
+
+export function wantedMode(f: FileEntry, opts: TransferOptions, st: LocalStat | null, dfltPerms: number): number | undefined {
+  if (isLink(f.mode)) return undefined;
+  if (opts.perms) return f.mode & CHMOD_BITS;
+  if (st) return undefined; // existing item keeps its permissions
+  if (isDir(f.mode)) return destMode(f.mode, 0, dfltPerms, false) & CHMOD_BITS;
+  return destMode(f.mode, 0, dfltPerms, false) & CHMOD_BITS;
+}

@@ -1,0 +1,427 @@
+// The client side of a pull (main.c client_run for a receiver): protocol set-up, the filter
+// list, the file list, then generator and receiver together until the final goodbye.
+import { checksumDigestLength, initChecksums, resolveChecksumChoice, CHECKSUM_NAMES } from "../delta/checksum.js";
+import { isDir, type FileEntry } from "../protocol/fileentry.js";
+import { FileListDecoder, type FlistEnd } from "../protocol/flist.js";
+import { sortAndCleanFileList } from "../protocol/flist-sort.js";
+import { HardLinkMatcher } from "../protocol/flist-hlink.js";
+import {
+  agreeProtocol,
+  chooseNegotiated,
+  compatInfo,
+  decodeRemoteVersion,
+  decodeVstring,
+  encodeVersion,
+  encodeVstring,
+  type CompatInfo,
+} from "../protocol/handshake.js";
+import { decodeIdLists, applyIdNames } from "../protocol/idlist.js";
+import { MsgCode } from "../protocol/mux.js";
+import { NdxReader, NdxWriter } from "../protocol/ndx.js";
+import type { TransferOptions } from "../protocol/options.js";
+import type { TokenCompression } from "../protocol/token.js";
+import { ProtocolError, Writer } from "../protocol/wire.js";
+import { currentUmask } from "./attrs.js";
+import { Connection, type ByteStream } from "./connection.js";
+import { AbortedError, IOERR_GENERAL, IOERR_VANISHED, type ReceiveContext } from "./context.js";
+import { Destination } from "./destination.js";
+import { emptyStats, type SyncEvents, type TransferStats } from "./events.js";
+import { Generator, type GeneratorWaits } from "./generator.js";
+import { OwnerMap } from "./owners.js";
+import { runReceiver } from "./receiver.js";
+import { promises as fsp } from "node:fs";
+import * as path from "node:path";
+
+/** Compression names krsync can decode, strongest first as rsync lists them. */
+export const SUPPORTED_COMPRESSIONS: readonly TokenCompression[] = ["zlibx", "zlib"];
+/** Checksum names krsync offers (rsync's order). */
+export const SUPPORTED_CHECKSUMS = CHECKSUM_NAMES;
+
+export interface PullRequest {
+  opts: TransferOptions;
+  /** Local destination path as given (main.c get_local_name rules apply). */
+  destination: string;
+  /** Protocol we announce. */
+  protocol: number;
+  /** Whether we sent the 'v' capability (string negotiation, varint flags). */
+  sentNegotiation: boolean;
+  events: SyncEvents;
+  signal?: AbortSignal;
+  /** --timeout: fail when nothing arrives for this many seconds (0 = never). */
+  timeoutSec?: number;
+}
+
+export interface PullResult {
+  exitCode: number;
+  stats: TransferStats;
+}
+
+export async function runPull(stream: ByteStream, req: PullRequest): Promise<PullResult> {
+  const started = Date.now();
+  const conn = new Connection(stream);
+  let timer: NodeJS.Timeout | undefined;
+  if (req.timeoutSec && req.timeoutSec > 0) {
+    const limit = req.timeoutSec * 1000;
+    timer = setInterval(() => {
+      if (Date.now() - conn.lastActivity > limit) {
+        conn.fail(new TimeoutError(`[Receiver] io timeout after ${req.timeoutSec} seconds -- exiting`));
+      }
+    }, Math.min(1000, limit));
+    timer.unref();
+  }
+  try {
+    return await pull(conn, req, started);
+  } finally {
+    if (timer) clearInterval(timer);
+  }
+}
+
+export class TimeoutError extends Error {
+  readonly exitCode = 30;
+  constructor(message: string) {
+    super(message);
+    this.name = "TimeoutError";
+  }
+}
+
+async function pull(conn: Connection, req: PullRequest, started: number): Promise<PullResult> {
+  const { opts } = req;
+  const stats = emptyStats();
+  await initChecksums();
+
+  // compat.c setup_protocol: version exchange.
+  conn.write(encodeVersion(req.protocol));
+  await conn.flush();
+  const remote = await conn.in.read(decodeRemoteVersion);
+  const protocol = agreeProtocol(req.protocol, remote);
+  stats.protocol = protocol;
+
+  let compat: CompatInfo | null = null;
+  if (protocol >= 30) compat = compatInfo(protocol, await conn.in.read((c) => c.varint()));
+
+  // negotiate_the_strings
+  const negotiated = compat?.varintFlistFlags ?? false;
+  let checksumName: string | undefined;
+  let compression: TokenCompression = "none";
+  if (negotiated) {
+    const w = new Writer();
+    const sendSums = !opts.checksumChoice;
+    const sendZ = opts.compress && !opts.compressChoice;
+    if (sendSums) encodeVstring(SUPPORTED_CHECKSUMS.join(" "), w);
+    if (sendZ) encodeVstring(SUPPORTED_COMPRESSIONS.join(" "), w);
+    conn.write(w.take());
+    await conn.flush();
+    if (sendSums) {
+      const list = await conn.in.read((c) => decodeVstring(c));
+      checksumName = chooseNegotiated(SUPPORTED_CHECKSUMS, list);
+      if (!checksumName) throw new ProtocolError(`Failed to negotiate a checksum choice (server list: ${list})`, 4);
+    }
+    if (sendZ) {
+      const list = await conn.in.read((c) => decodeVstring(c));
+      const z = chooseNegotiated(SUPPORTED_COMPRESSIONS, list);
+      if (!z) throw new ProtocolError(`Failed to negotiate a compression choice (server list: ${list})`, 4);
+      compression = z as TokenCompression;
+    }
+  }
+  if (opts.compress && compression === "none") {
+    const choice = opts.compressChoice ?? "zlib";
+    if (!(SUPPORTED_COMPRESSIONS as readonly string[]).includes(choice) && choice !== "none") {
+      throw new ProtocolError(`compression "${choice}" is not supported by krsync yet`, 4);
+    }
+    compression = choice as TokenCompression;
+  }
+  const seed = await conn.in.read((c) => c.int32());
+  const sums = resolveChecksumChoice({
+    protocol,
+    negotiated: checksumName,
+    choice: opts.checksumChoice,
+    properSeedOrder: compat?.checksumSeedFix ?? false,
+  });
+  const xferSumLen = checksumDigestLength(sums.xfer);
+
+  // io.c: the server's output is multiplexed; ours from protocol 30.
+  const ctxBox: { ctx?: ReceiveContext } = {};
+  let peerError = false;
+  let peerExit: number | undefined;
+  conn.onMessage((code, payload) => {
+    const text = Buffer.from(payload).toString("utf8");
+    switch (code) {
+      case MsgCode.INFO:
+      case MsgCode.CLIENT:
+        req.events.message?.("info", text.replace(/\n$/, ""));
+        break;
+      case MsgCode.WARNING:
+        req.events.message?.("warning", text.replace(/\n$/, ""));
+        break;
+      case MsgCode.ERROR_XFER:
+        peerError = true;
+        req.events.message?.("error", text.replace(/\n$/, ""));
+        break;
+      case MsgCode.ERROR:
+      case MsgCode.ERROR_SOCKET:
+      case MsgCode.ERROR_UTF8:
+        peerError = true;
+        req.events.message?.("error", text.replace(/\n$/, ""));
+        break;
+      case MsgCode.LOG:
+        break;
+      case MsgCode.IO_ERROR:
+        if (payload.length === 4 && ctxBox.ctx) ctxBox.ctx.ioError |= Buffer.from(payload).readInt32LE(0);
+        else if (payload.length === 4) earlyIoError |= Buffer.from(payload).readInt32LE(0);
+        break;
+      case MsgCode.ERROR_EXIT:
+        if (payload.length === 4) peerExit = Buffer.from(payload).readInt32LE(0);
+        break;
+      case MsgCode.NOOP:
+      case MsgCode.DATA:
+        break;
+      default:
+        // REDO, STATS, SUCCESS, DELETED, NO_SEND are not sent to a client receiver.
+        break;
+    }
+  });
+  let earlyIoError = 0;
+  conn.startMultiplexIn();
+  if (protocol >= 30) conn.startMultiplexOut();
+
+  // exclude.c send_filter_list: the receiver always sends its rules.
+  const fw = new Writer();
+  for (const rule of opts.filters) {
+    const b = Buffer.from(rule);
+    fw.int32(b.length).bytes(b);
+  }
+  fw.int32(0);
+  conn.write(fw.take());
+  await conn.flush();
+
+  // flist.c recv_file_list
+  const flistCtx = {
+    protocol,
+    compatFlags: compat?.flags ?? 0,
+    recursive: opts.recursive,
+    preserveUid: opts.owner,
+    preserveGid: opts.group,
+    preserveLinks: opts.links,
+    preserveDevices: opts.devices,
+    preserveSpecials: opts.specials,
+    preserveHardLinks: opts.hardLinks,
+    alwaysChecksum: opts.checksum,
+    checksumLength: checksumDigestLength(sums.file),
+    numericIds: opts.numericIds,
+    relativePaths: opts.relative,
+    ndxStart: 0,
+  };
+  const decoder = new FileListDecoder(flistCtx);
+  decoder.beginList(0, "");
+  const tFlist = Date.now();
+  let ioError = earlyIoError;
+  const wire: FileEntry[] = [];
+  const flistStart = conn.in.consumed;
+  for (;;) {
+    const e = await conn.in.read((c) => decoder.decode(c));
+    if ((e as FlistEnd).end) {
+      ioError |= (e as FlistEnd).ioError;
+      break;
+    }
+    wire.push(e as FileEntry);
+    if (wire.length > 50_000_000) throw new ProtocolError("file list too long");
+  }
+  const idLists = await conn.in.read((c) =>
+    decodeIdLists(c, {
+      protocol,
+      preserveUid: opts.owner,
+      preserveGid: opts.group,
+      numericIds: opts.numericIds,
+      incRecurse: false,
+      id0Names: compat?.id0Names ?? false,
+    }),
+  );
+  applyIdNames(wire, idLists);
+  if (protocol < 30) ioError |= await conn.in.read((c) => c.int32());
+  stats.flistSize = conn.in.consumed - flistStart;
+  const files = sortAndCleanFileList(wire, protocol, { stripRoot: opts.relative }).files;
+  stats.flistXferTime = Date.now() - tFlist;
+  req.events.fileList?.(files.length);
+  for (const f of files) {
+    if (!f) continue;
+    stats.numFiles++;
+    if (isDir(f.mode)) stats.numDirs++;
+    else if ((f.mode & 0o170000) === 0o100000) {
+      stats.numRegFiles++;
+      stats.totalSize += f.size;
+    } else if ((f.mode & 0o170000) === 0o120000) stats.numSymlinks++;
+    else if ((f.mode & 0o170000) === 0o020000 || (f.mode & 0o170000) === 0o060000) stats.numDevices++;
+    else stats.numSpecials++;
+  }
+
+  const { root, localName } = await localDestination(req.destination, files, opts, req.events);
+  const ctx: ReceiveContext = {
+    conn,
+    protocol,
+    opts,
+    seed,
+    xferSum: sums.xfer,
+    fileSum: sums.file,
+    xferSumLen,
+    compression,
+    symlinkTimes: true,
+    files,
+    dest: new Destination(root),
+    localName,
+    events: req.events,
+    stats,
+    owners: new OwnerMap(opts.numericIds),
+    ndxIn: new NdxReader(protocol),
+    ndxOut: new NdxWriter(protocol),
+    signal: req.signal,
+    dfltPerms: 0o777 & ~currentUmask(),
+    ioError,
+    partial: false,
+    temps: new Set(),
+    hlinkLeader: opts.hardLinks ? hardLinkLeaders(files, protocol) : new Map(),
+  };
+  ctxBox.ctx = ctx;
+
+  // The generator and receiver talk through these (rsync's MSG_DONE / MSG_REDO / MSG_SUCCESS).
+  const phaseWaiters = new Map<number, { p: Promise<void>; resolve: () => void }>();
+  const phasesDone = new Set<number>();
+  const phaseSlot = (n: number) => {
+    let s = phaseWaiters.get(n);
+    if (!s) {
+      let resolve!: () => void;
+      const p = new Promise<void>((r) => (resolve = r));
+      s = { p, resolve };
+      phaseWaiters.set(n, s);
+    }
+    return s;
+  };
+  const redoQueue: number[] = [];
+  let redoWake: (() => void) | null = null;
+  const done = new Map<number, { p: Promise<boolean>; resolve: (ok: boolean) => void }>();
+  const doneSlot = (ndx: number) => {
+    let s = done.get(ndx);
+    if (!s) {
+      let resolve!: (ok: boolean) => void;
+      const p = new Promise<boolean>((r) => (resolve = r));
+      s = { p, resolve };
+      done.set(ndx, s);
+    }
+    return s;
+  };
+  const waits: GeneratorWaits = {
+    phase: (n) => phaseSlot(n).p,
+    phaseDone: (n) => phasesDone.has(n),
+    takeRedo: () => redoQueue.shift(),
+    redoOrPhase: (n) =>
+      new Promise<void>((resolve) => {
+        redoWake = resolve;
+        void phaseSlot(n).p.then(resolve);
+      }),
+    fileDone: (ndx) => doneSlot(ndx).p,
+  };
+  const generator = new Generator(ctx, waits);
+
+  const abort = () => {
+    conn.fail(new AbortedError());
+  };
+  req.signal?.addEventListener("abort", abort, { once: true });
+  try {
+    const recvP = runReceiver(ctx, {
+      phaseDone: (n) => {
+        phasesDone.add(n);
+        phaseSlot(n).resolve();
+      },
+      redo: (ndx) => {
+        redoQueue.push(ndx);
+        const w = redoWake;
+        redoWake = null;
+        w?.();
+      },
+      fileDone: (ndx, ok) => doneSlot(ndx).resolve(ok),
+    });
+    // If the receiver fails, the generator must not wait for it forever.
+    const recvFail = recvP.then(
+      () => undefined,
+      (e) => {
+        for (let n = 1; n <= 3; n++) {
+          phasesDone.add(n);
+          phaseSlot(n).resolve();
+        }
+        throw e;
+      },
+    );
+    const genP = generator.run();
+    const [peer] = await Promise.all([recvP, genP, recvFail]);
+    stats.peerRead = peer.peerRead;
+    stats.peerWritten = peer.peerWritten;
+    stats.flistBuildTime = peer.flistBuildTime;
+    if (peer.flistXferTime) stats.flistXferTime = peer.flistXferTime;
+  } finally {
+    req.signal?.removeEventListener("abort", abort);
+    for (const t of ctx.temps) await ctx.dest.unlinkQuiet(t);
+  }
+  stats.totalRead = conn.bytesIn;
+  stats.totalWritten = conn.bytesOut;
+  stats.elapsedMs = Date.now() - started;
+  await conn.end();
+  req.events.stats?.(stats);
+
+  let exitCode = 0;
+  if (ctx.partial || peerError || ctx.ioError & IOERR_GENERAL) exitCode = 23;
+  else if (ctx.ioError & IOERR_VANISHED) exitCode = 24;
+  if (peerExit !== undefined && peerExit !== 0 && exitCode === 0) exitCode = peerExit;
+  return { exitCode, stats };
+}
+
+/**
+ * main.c get_local_name: where the received names go. An existing directory is the root; a
+ * single non-directory may be written under the destination's own name; otherwise the
+ * destination directory is created.
+ */
+async function localDestination(
+  destination: string,
+  files: (FileEntry | null)[],
+  opts: TransferOptions,
+  events: SyncEvents,
+): Promise<{ root: string; localName: string | undefined }> {
+  const dest = path.resolve(destination);
+  const trailingSlash = /[/\\]$/.test(destination);
+  let st: import("node:fs").Stats | null = null;
+  try {
+    st = await fsp.stat(dest);
+  } catch {
+    st = null;
+  }
+  if (st) {
+    if (st.isDirectory()) return { root: dest, localName: undefined };
+    if (files.length > 1) {
+      throw new DestinationSelectError("ERROR: destination must be a directory when copying more than 1 file");
+    }
+    return { root: path.dirname(dest), localName: path.basename(dest) };
+  }
+  if (files.length === 1 && files[0] && !isDir(files[0].mode) && !trailingSlash) {
+    return { root: path.dirname(dest), localName: path.basename(dest) };
+  }
+  if (!opts.dryRun) {
+    await fsp.mkdir(dest, { recursive: false }).catch(async (e: NodeJS.ErrnoException) => {
+      if (e.code === "ENOENT") await fsp.mkdir(dest, { recursive: true });
+      else throw e;
+    });
+  }
+  if (opts.verbose > 0 || opts.itemize) events.message?.("info", `created directory ${destination}`);
+  return { root: dest, localName: undefined };
+}
+
+/** hlink.c match_hard_links: each hard-linked entry's group leader (the first after sorting). */
+function hardLinkLeaders(files: (FileEntry | null)[], protocol: number): Map<number, number> {
+  const infos = new HardLinkMatcher(protocol, false).match(files, 0);
+  const m = new Map<number, number>();
+  infos.forEach((info, ndx) => {
+    if (info) m.set(ndx, info.leader);
+  });
+  return m;
+}
+
+export class DestinationSelectError extends Error {
+  readonly exitCode = 3;
+}

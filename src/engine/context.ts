@@ -1,0 +1,70 @@
+// State shared by the generator and the receiver of one transfer (the two halves of rsync's
+// receiving side, which here run as two tasks in one process).
+import type { ChecksumType } from "../delta/checksum.js";
+import type { FileEntry } from "../protocol/fileentry.js";
+import type { NdxReader, NdxWriter } from "../protocol/ndx.js";
+import type { TransferOptions } from "../protocol/options.js";
+import type { TokenCompression } from "../protocol/token.js";
+import type { Connection } from "./connection.js";
+import type { Destination } from "./destination.js";
+import type { SyncEvents, TransferStats } from "./events.js";
+import type { OwnerMap } from "./owners.js";
+
+// rsync.h IOERR_* bits of io_error, and how they end the run.
+export const IOERR_GENERAL = 1 << 0;
+export const IOERR_VANISHED = 1 << 1;
+export const IOERR_DEL_LIMIT = 1 << 2;
+
+export interface ReceiveContext {
+  conn: Connection;
+  protocol: number;
+  opts: TransferOptions;
+  seed: number;
+  xferSum: ChecksumType;
+  fileSum: ChecksumType;
+  xferSumLen: number;
+  compression: TokenCompression;
+  symlinkTimes: boolean;
+  /** The sorted file list; null where a duplicate was cleared (flist_sort_and_clean). */
+  files: (FileEntry | null)[];
+  dest: Destination;
+  /** Single-file destination name (main.c get_local_name), replacing the entry's own name. */
+  localName: string | undefined;
+  events: SyncEvents;
+  stats: TransferStats;
+  owners: OwnerMap;
+  ndxIn: NdxReader;
+  ndxOut: NdxWriter;
+  signal: AbortSignal | undefined;
+  dfltPerms: number;
+  /** io_error bits reported by the peer or found locally. */
+  ioError: number;
+  /** Errors that make the run a partial transfer (exit 23). */
+  partial: boolean;
+  /** Temp files in flight, removed on abort. */
+  temps: Set<string>;
+  /** Group leader ndx for hard-linked entries (from the file list). */
+  hlinkLeader: Map<number, number>;
+}
+
+/** The destination name of entry ndx. */
+export function destName(ctx: ReceiveContext, ndx: number): string {
+  return ctx.localName ?? ctx.files[ndx]!.name;
+}
+
+export function reportError(ctx: ReceiveContext, text: string): void {
+  ctx.partial = true;
+  ctx.events.message?.("error", text);
+}
+
+export function throwIfAborted(ctx: ReceiveContext): void {
+  if (ctx.signal?.aborted) throw new AbortedError();
+}
+
+export class AbortedError extends Error {
+  readonly exitCode = 20;
+  constructor() {
+    super("received SIGINT, SIGTERM, or SIGHUP");
+    this.name = "AbortedError";
+  }
+}

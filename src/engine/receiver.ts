@@ -1,0 +1,376 @@
+// The receiver (receiver.c recv_files / receive_data): reads the sender's answers — index,
+// item flags, the echoed sum head, tokens, whole-file checksum — rebuilds each file from
+// literal data and blocks of the basis into a temp file, verifies it, and renames it into place.
+import type { FileHandle } from "node:fs/promises";
+import { createFileSummer } from "../delta/checksum.js";
+import { isReg } from "../protocol/fileentry.js";
+import { NDX_DEL_STATS, NDX_DONE } from "../protocol/ndx.js";
+import { readSumHead, type SumHead } from "../protocol/sumhead.js";
+import { createTokenReader } from "../protocol/token.js";
+import { Cursor, ProtocolError } from "../protocol/wire.js";
+import { handleTarget, setAttrs, wantedMode, wantedOwner } from "./attrs.js";
+import { destName, reportError, throwIfAborted, type ReceiveContext } from "./context.js";
+import { ITEM_BASIS_TYPE_FOLLOWS, ITEM_MISSING_DATA, ITEM_TRANSFER, ITEM_XNAME_FOLLOWS } from "./itemize.js";
+
+const WRITE_BUF = 256 * 1024;
+const BASIS_WINDOW = 256 * 1024;
+const MAXPATHLEN = 1024;
+
+/** What the receiver tells the generator as it goes (rsync's MSG_DONE / MSG_REDO / MSG_SUCCESS). */
+export interface ReceiverSignals {
+  phaseDone(phase: number): void;
+  redo(ndx: number): void;
+  fileDone(ndx: number, ok: boolean): void;
+}
+
+export interface ReceiverResult {
+  peerRead: number;
+  peerWritten: number;
+  totalSize: number;
+  flistBuildTime: number;
+  flistXferTime: number;
+}
+
+/** io.c read_del_stats: the peer's deletion counts (forwarded by a sender). */
+function readDelStats(c: Cursor): number[] {
+  const start = c.pos;
+  try {
+    return [c.varint(), c.varint(), c.varint(), c.varint(), c.varint()];
+  } catch (e) {
+    c.pos = start;
+    throw e;
+  }
+}
+
+/** Reads one index from the sender, skipping deletion stats (rsync.c read_ndx_and_attrs). */
+async function readNdx(ctx: ReceiveContext): Promise<number> {
+  for (;;) {
+    const ndx = await ctx.conn.in.read((c) => ctx.ndxIn.read(c));
+    if (ndx === NDX_DEL_STATS) {
+      await ctx.conn.in.read(readDelStats);
+      continue;
+    }
+    if (ndx >= 0 || ndx === NDX_DONE) return ndx;
+    throw new ProtocolError(`Invalid file index: ${ndx} (-1 - ${ctx.files.length - 1})`);
+  }
+}
+
+export async function runReceiver(ctx: ReceiveContext, sig: ReceiverSignals): Promise<ReceiverResult> {
+  const { conn, protocol } = ctx;
+  const maxPhase = protocol >= 29 ? 2 : 1;
+  let phase = 0;
+  const sent = new Set<number>(); // FLAG_FILE_SENT: a second arrival is the redo
+
+  for (;;) {
+    throwIfAborted(ctx);
+    const ndx = await readNdx(ctx);
+    if (ndx === NDX_DONE) {
+      if (++phase > maxPhase) break;
+      sig.phaseDone(phase);
+      continue;
+    }
+    if (ndx >= ctx.files.length) {
+      throw new ProtocolError(`Invalid file index: ${ndx} (-1 - ${ctx.files.length - 1})`);
+    }
+    let iflags = ITEM_TRANSFER | ITEM_MISSING_DATA;
+    if (protocol >= 29) iflags = await conn.in.read((c) => c.int16());
+    if (iflags & ITEM_BASIS_TYPE_FOLLOWS) {
+      const t = await conn.in.read((c) => c.byte());
+      if (t !== 0x80) throw new ProtocolError(`unexpected basis type ${t} for index ${ndx}`);
+    }
+    if (iflags & ITEM_XNAME_FOLLOWS) {
+      await conn.in.read((c) => {
+        let len = c.byte();
+        if (len & 0x80) len = (len & 0x7f) * 0x100 + c.byte();
+        if (len >= MAXPATHLEN) throw new ProtocolError(`over-long vstring received (${len})`);
+        return c.bytes(len).length;
+      });
+    }
+    if (!(iflags & ITEM_TRANSFER)) continue;
+    if (phase === 2) throw new ProtocolError("got transfer request in phase 2");
+    const file = ctx.files[ndx];
+    if (!file) throw new ProtocolError(`refusing transfer of cleared file index ${ndx}`);
+    if (!isReg(file.mode)) {
+      throw new ProtocolError(`received request to transfer non-regular file: ${ndx}`);
+    }
+    const redoing = sent.has(ndx);
+    sent.add(ndx);
+    ctx.stats.transferredFiles++;
+    ctx.stats.totalTransferredSize += file.size;
+    const ok = await receiveFile(ctx, ndx, redoing);
+    if (ok === "redo") sig.redo(ndx);
+    else sig.fileDone(ndx, ok === "ok");
+  }
+
+  // main.c handle_stats: the sender's totals (read and written swap meaning here).
+  const peer = await conn.in.read((c) => {
+    const start = c.pos;
+    try {
+      const written = c.varlong30(protocol, 3);
+      const read = c.varlong30(protocol, 3);
+      const size = c.varlong30(protocol, 3);
+      let build = 0;
+      let xfer = 0;
+      if (protocol >= 29) {
+        build = c.varlong30(protocol, 3);
+        xfer = c.varlong30(protocol, 3);
+      }
+      return { peerWritten: written, peerRead: read, totalSize: size, flistBuildTime: build, flistXferTime: xfer };
+    } catch (e) {
+      c.pos = start;
+      throw e;
+    }
+  });
+  sig.phaseDone(3);
+  if (protocol >= 31) {
+    // main.c read_final_goodbye: the sender echoes our last phase's NDX_DONE.
+    const ndx = await readNdx(ctx);
+    if (ndx !== NDX_DONE) throw new ProtocolError(`Invalid packet at end of run (${ndx})`);
+  }
+  return peer;
+}
+
+type ReceiveOutcome = "ok" | "redo" | "failed";
+
+/** Writes bytes sequentially (or at offsets with --inplace / -S), coalescing small pieces. */
+class OutputFile {
+  private buf = Buffer.allocUnsafe(WRITE_BUF);
+  private len = 0;
+  private bufStart = 0;
+  offset = 0;
+
+  constructor(
+    private readonly fh: FileHandle | null,
+    private readonly sparse: boolean,
+  ) {}
+
+  async write(data: Uint8Array): Promise<void> {
+    if (!this.fh) {
+      this.offset += data.length;
+      return;
+    }
+    if (this.len + data.length > this.buf.length) await this.flush();
+    if (data.length >= this.buf.length) {
+      await this.writeAt(data, this.offset);
+      this.offset += data.length;
+      this.bufStart = this.offset;
+      return;
+    }
+    if (this.len === 0) this.bufStart = this.offset;
+    this.buf.set(data, this.len);
+    this.len += data.length;
+    this.offset += data.length;
+  }
+
+  /** Advance without writing (inplace: the bytes there are already right). */
+  async skip(n: number): Promise<void> {
+    await this.flush();
+    this.offset += n;
+    this.bufStart = this.offset;
+  }
+
+  async flush(): Promise<void> {
+    if (this.len === 0) return;
+    const n = this.len;
+    this.len = 0;
+    await this.writeAt(this.buf.subarray(0, n), this.bufStart);
+    this.bufStart = this.offset;
+  }
+
+  private async writeAt(data: Uint8Array, pos: number): Promise<void> {
+    const fh = this.fh!;
+    if (!this.sparse) {
+      let done = 0;
+      while (done < data.length) {
+        const { bytesWritten } = await fh.write(data, done, data.length - done, pos + done);
+        done += bytesWritten;
+      }
+      return;
+    }
+    // fileio.c write_sparse: runs of zeros become holes (seek past them).
+    let i = 0;
+    const n = data.length;
+    while (i < n) {
+      let j = i;
+      while (j < n && data[j] === 0) j++;
+      if (j - i >= 1024 || j === n) {
+        i = j;
+        continue;
+      }
+      let k = j;
+      while (k < n) {
+        if (data[k] === 0) {
+          let z = k;
+          while (z < n && data[z] === 0) z++;
+          if (z - k >= 1024 || z === n) break;
+          k = z;
+        } else k++;
+      }
+      let done = 0;
+      const start = i;
+      while (done < k - start) {
+        const { bytesWritten } = await fh.write(data, start + done, k - start - done, pos + start + done);
+        done += bytesWritten;
+      }
+      i = k;
+    }
+  }
+}
+
+/** Reads basis blocks through a window so runs of matched blocks cost few reads. */
+class BasisReader {
+  private win = Buffer.allocUnsafe(0);
+  private winStart = 0;
+  constructor(
+    private readonly fh: FileHandle,
+    private readonly size: number,
+  ) {}
+
+  async read(offset: number, len: number): Promise<Uint8Array> {
+    if (offset >= this.winStart && offset + len <= this.winStart + this.win.length) {
+      return this.win.subarray(offset - this.winStart, offset - this.winStart + len);
+    }
+    const want = Math.min(Math.max(len, BASIS_WINDOW), Math.max(len, this.size - offset));
+    const buf = Buffer.alloc(want);
+    let got = 0;
+    while (got < want) {
+      const { bytesRead } = await this.fh.read(buf, got, want - got, offset + got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    // Past the basis's end (it shrank under us): the missing bytes read as zeros and the
+    // whole-file checksum sends the file to the redo phase.
+    this.win = buf;
+    this.winStart = offset;
+    return buf.subarray(0, len);
+  }
+}
+
+async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean): Promise<ReceiveOutcome> {
+  const { conn, opts, dest } = ctx;
+  const file = ctx.files[ndx]!;
+  const name = destName(ctx, ndx);
+  const head: SumHead = await conn.in.read((c) => readSumHead(c, ctx.protocol, ctx.xferSumLen));
+
+  let basis: FileHandle | null = null;
+  let out: FileHandle | null = null;
+  let tmp: string | null = null;
+  let failure: string | null = null;
+  let interrupted = true;
+  let written = 0;
+  const dry = opts.dryRun;
+  try {
+    if (!dry) {
+      try {
+        await dest.checkParents(name);
+        if (head.count > 0 || opts.inplace) basis = opts.inplace ? null : await dest.openBasis(name);
+        if (opts.inplace) {
+          out = await dest.openInplace(name);
+        } else {
+          const t = await dest.createTemp(name);
+          tmp = t.tmp;
+          out = t.fh;
+          ctx.temps.add(tmp);
+        }
+      } catch (e) {
+        failure = `mkstemp "${name}" failed: ${(e as Error).message}`;
+      }
+    }
+    const writer = new OutputFile(out, opts.sparse && !opts.inplace);
+    const basisReader = opts.inplace && out ? new BasisReader(out, file.size) : basis ? new BasisReader(basis, (await basis.stat()).size) : null;
+    const tokens = createTokenReader(ctx.compression, { protocol: ctx.protocol });
+    const summer = createFileSummer(ctx.xferSum, ctx.protocol, ctx.seed);
+    for (;;) {
+      const ev = await conn.in.read((c) => tokens.next(c));
+      if (ev.kind === "end") break;
+      if (ev.kind === "literal") {
+        if (ev.data.length === 0) continue;
+        summer.update(ev.data);
+        ctx.stats.literalData += ev.data.length;
+        await writer.write(ev.data);
+        continue;
+      }
+      if (ev.index < 0 || ev.count < 1 || ev.index + ev.count > head.count) {
+        throw new ProtocolError(`block index ${ev.index + ev.count - 1} out of range for ${name} (${head.count} blocks)`);
+      }
+      for (let k = 0; k < ev.count; k++) {
+        const i = ev.index + k;
+        const off = i * head.blength;
+        const len = i === head.count - 1 && head.remainder !== 0 ? head.remainder : head.blength;
+        ctx.stats.matchedData += len;
+        if (!basisReader) {
+          if (failure || dry) {
+            // Nothing to copy from: keep the stream in step, the file is not kept anyway.
+            if (tokens.needsMatchData) tokens.seeMatch(new Uint8Array(len));
+            writer.offset += len;
+            continue;
+          }
+          throw new ProtocolError(`sender referenced block ${i} of ${name}, which has no basis`);
+        }
+        const block = await basisReader.read(off, len);
+        summer.update(block);
+        if (tokens.needsMatchData) tokens.seeMatch(block);
+        if (opts.inplace && off === writer.offset) await writer.skip(len);
+        else await writer.write(block);
+      }
+    }
+    await writer.flush();
+    written = writer.offset;
+    const sum = await conn.in.readBytes(ctx.xferSumLen);
+    interrupted = false;
+    const mine = summer.digest();
+    const verified = Buffer.compare(Buffer.from(sum), Buffer.from(mine.subarray(0, ctx.xferSumLen))) === 0;
+    if (failure) {
+      reportError(ctx, `krsync: ${failure}`);
+      return "failed";
+    }
+    if (dry) return "ok";
+    if (opts.inplace) await out!.truncate(writer.offset);
+    else if (opts.sparse && writer.offset > 0) await out!.truncate(writer.offset);
+    if (!verified) {
+      if (!redoing) {
+        if (opts.verbose > 0 || opts.itemize) {
+          ctx.events.message?.("warning", `WARNING: ${name} failed verification -- update discarded (will try again).`);
+        }
+        return "redo";
+      }
+      reportError(ctx, `ERROR: ${name} failed verification -- update discarded.`);
+      return "failed";
+    }
+    // rsync.c finish_transfer: attributes on the temp file, then the rename.
+    const own = wantedOwner(file, opts, ctx.owners);
+    const existing = opts.inplace ? null : await dest.lstat(name);
+    const mode = wantedMode(file, opts, existing && isReg(existing.mode) ? existing : null, ctx.dfltPerms);
+    await setAttrs(
+      handleTarget(out!),
+      null,
+      { own, mode: mode ?? (existing && isReg(existing.mode) ? existing.mode : undefined), mtime: opts.times ? { sec: file.mtime, nsec: file.mtimeNsec } : undefined },
+      true,
+    );
+    await out!.close();
+    out = null;
+    if (tmp) {
+      if (existing && (existing.mode & 0o170000) === 0o040000) {
+        reportError(ctx, `krsync: recv_files: ${name} is a directory`);
+        return "failed";
+      }
+      await dest.rename(tmp, name);
+      ctx.temps.delete(tmp);
+      tmp = null;
+    }
+    return "ok";
+  } finally {
+    if (basis) await basis.close().catch(() => {});
+    if (out) await out.close().catch(() => {});
+    if (tmp) {
+      // --partial keeps what arrived of an interrupted transfer under the real name.
+      if (opts.partial && interrupted && written > 0) {
+        await dest.rename(tmp, name).catch(() => {});
+      } else {
+        await dest.unlinkQuiet(tmp);
+      }
+      ctx.temps.delete(tmp);
+    }
+    throwIfAborted(ctx);
+  }
+}
