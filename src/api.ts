@@ -8,6 +8,7 @@ import { parseLocation, type Location } from "./transport/location.js";
 import { remoteShellArgv } from "./transport/rsh.js";
 import { SpawnedTransport } from "./transport/spawned.js";
 import type { Transport } from "./transport/transport.js";
+import { openKubeTransport, type KubeOptions } from "./kube/index.js";
 import { runPull } from "./engine/client.js";
 import type { SyncEvents, TransferStats } from "./engine/events.js";
 
@@ -22,6 +23,8 @@ export interface SyncOptions extends Partial<TransferOptions> {
   signal?: AbortSignal;
   /** Environment for the remote shell (defaults to process.env). */
   env?: NodeJS.ProcessEnv;
+  /** Kubernetes targets ([NS/]TYPE/NAME:PATH): namespace, container, context, kubeconfig, … */
+  kube?: KubeOptions;
 }
 
 export interface SyncResult {
@@ -57,6 +60,7 @@ export async function sync(o: SyncOptions): Promise<SyncResult> {
     throw new SyncError("The source and destination cannot both be remote, nor can local and remote sources mix", RERR_SYNTAX);
   }
   const first = sources[0]!;
+  if (first.kind === "kube") return kubePull(sources, opts, o);
   if (first.kind !== "shell") {
     throw new SyncError(`${first.kind} sources are not supported by krsync yet`, RERR_UNSUPPORTED);
   }
@@ -81,6 +85,43 @@ export async function sync(o: SyncOptions): Promise<SyncResult> {
     serverArgs: args,
   });
   const transport = new SpawnedTransport(argv, { env: o.env ?? process.env });
+  return runOverTransport(transport, opts, protocol, o);
+}
+
+// ---- Kubernetes: a pull from [NS/]TYPE/NAME:PATH (src/kube) ----
+
+/** The transport to an rsync server in the target's container (exec via the API or kubectl). */
+async function kubeTransport(loc: Extract<Location, { kind: "kube" }>, args: string[], opts: TransferOptions, o: SyncOptions): Promise<Transport> {
+  try {
+    return await openKubeTransport(loc, args, {
+      kube: o.kube ?? {},
+      rsyncPath: opts.rsyncPath,
+      env: o.env,
+      signal: o.signal,
+      notice: (text) => o.events?.message?.("warning", text),
+    });
+  } catch (e) {
+    const err = e as Error & { exitCode?: number };
+    throw new SyncError(err.message, typeof err.exitCode === "number" ? err.exitCode : RERR_STARTCLIENT);
+  }
+}
+
+async function kubePull(sources: Location[], opts: TransferOptions, o: SyncOptions): Promise<SyncResult> {
+  const first = sources[0] as Extract<Location, { kind: "kube" }>;
+  for (const s of sources) {
+    if (s.kind !== "kube" || s.type !== first.type || s.name !== first.name || s.namespace !== first.namespace) {
+      throw new SyncError("all remote sources must be in the same pod", RERR_SYNTAX);
+    }
+  }
+  if (o.kube?.allPods) throw new SyncError("--all-pods is for pushing to every pod of a workload; a pull reads from one pod", RERR_SYNTAX);
+  if (opts.delete && opts.filters.length > 0) {
+    throw new SyncError("--delete together with filter rules is not supported by krsync yet", RERR_UNSUPPORTED);
+  }
+  const protocol = opts.protocol ?? MAX_PROTOCOL;
+  const remotePaths = sources.map((s) => (s as Extract<Location, { kind: "kube" }>).path || ".");
+  // exec passes argv words as they are (no remote shell): no backslash escapes, no globbing.
+  const args = serverArgs({ ...opts, incRecursive: false }, { amSender: false, protocol, remotePaths, quoting: "none" });
+  const transport = await kubeTransport(first, args, opts, o);
   return runOverTransport(transport, opts, protocol, o);
 }
 
@@ -145,7 +186,7 @@ function delay(ms: number): Promise<void> {
 function stripUndefined<T extends object>(o: T): Partial<T> {
   const out: Partial<T> = {};
   for (const [k, v] of Object.entries(o)) {
-    if (v !== undefined && k !== "source" && k !== "destination" && k !== "events" && k !== "signal" && k !== "env") {
+    if (v !== undefined && k !== "source" && k !== "destination" && k !== "events" && k !== "signal" && k !== "env" && k !== "kube") {
       (out as Record<string, unknown>)[k] = v;
     }
   }

@@ -59,6 +59,7 @@ export async function main(argv: string[]): Promise<number> {
     ...o,
     source: sources,
     destination,
+    kube: cl.kube,
     signal: controller.signal,
     events: {
       fileList: () => {

@@ -92,6 +92,12 @@ export interface MatchStats {
 }
 
 const SIGNED_EMPTY = new Int8Array(0);
+/** Multiplier of the filter's hash (independent of the table's). */
+const FILTER_MUL = 0x85ebca6b;
+/** A free table slot. */
+const EMPTY = -1;
+/** A slot whose blocks were all dropped (--inplace); probing continues past it. */
+const DRAINED = -2;
 
 export class BlockMatcher {
   readonly stats: MatchStats = { matches: 0, hashHits: 0, falseAlarms: 0, literalBytes: 0, matchedBytes: 0 };
@@ -100,14 +106,23 @@ export class BlockMatcher {
   private readonly blength: number;
   private readonly s2length: number;
   private readonly lastLen: number;
-  private readonly sum1: Uint32Array;
+  /** Weak sums as int32 (the same bits as the wire's uint32). */
+  private readonly sum1: Int32Array;
   private readonly sum2: Uint8Array;
   private readonly summer: BlockSummer;
   private readonly inplace: boolean;
   private readonly sameOffset: Uint8Array | null;
-  private readonly table: Int32Array;
+  // Open-addressing table keyed on the exact weak sum: keys[h] and heads[h] (first block of
+  // that sum, or EMPTY / DRAINED); chain[i] = next block with the same sum, descending.
+  private readonly keys: Int32Array;
+  private readonly heads: Int32Array;
   private readonly chain: Int32Array;
-  private readonly bits: number;
+  private readonly shift: number;
+  private readonly mask: number;
+  /** A bitmap of (hashed) weak sums present, small enough to stay in L1: most offsets
+   *  are rejected by one bit test before touching the table. */
+  private readonly filter: Uint32Array;
+  private readonly fshift: number;
   /** Bytes needed beyond an offset before it is searched without knowing the file length. */
   private readonly lookahead: number;
 
@@ -124,6 +139,8 @@ export class BlockMatcher {
   private s1 = 0;
   private s2 = 0;
   private sumValid = false;
+  /** Table slot of the current weak sum, set when the hot loop finds candidates. */
+  private slot = 0;
   private wantI = 0;
   private alignedOffset = 0;
   private alignedI = 0;
@@ -137,7 +154,7 @@ export class BlockMatcher {
     this.lastLen = head.count > 0 && head.remainder !== 0 ? head.remainder : head.blength;
     if (sums.sum1.length < head.count || sums.sum2.length < head.count * head.s2length)
       throw new ProtocolError("block sums shorter than the sum head's count");
-    this.sum1 = sums.sum1;
+    this.sum1 = new Int32Array(sums.sum1.buffer, sums.sum1.byteOffset, head.count);
     this.sum2 = sums.sum2;
     this.summer = blockSummer;
     this.inplace = opts.inplace ?? false;
@@ -145,13 +162,25 @@ export class BlockMatcher {
     this.lookahead = 2 * head.blength + CHUNK_SIZE + 1;
 
     // match.c build_hash_table: chains run from the highest block index down.
-    this.bits = weakHashBits(head.count);
-    this.table = new Int32Array(head.count > 0 ? 1 << this.bits : 0).fill(-1);
+    const bits = head.count > 0 ? weakHashBits(head.count) : 1;
+    this.shift = 32 - bits;
+    this.mask = (1 << bits) - 1;
+    this.keys = new Int32Array(1 << bits);
+    this.heads = new Int32Array(1 << bits).fill(EMPTY);
     this.chain = new Int32Array(head.count);
+    let fbits = 16;
+    while (fbits < 23 && 2 ** fbits < head.count * 32) fbits++;
+    this.fshift = 32 - fbits;
+    this.filter = new Uint32Array(1 << (fbits - 5));
     for (let i = 0; i < head.count; i++) {
-      const t = weakHashSlot(this.sum1[i]!, this.bits);
-      this.chain[i] = this.table[t]!;
-      this.table[t] = i;
+      const sum = this.sum1[i]!;
+      const f = Math.imul(sum, FILTER_MUL) >>> this.fshift;
+      this.filter[f >>> 5]! |= 1 << (f & 31);
+      let h = weakHashSlot(sum, bits);
+      while (this.heads[h] !== EMPTY && this.keys[h] !== sum) h = (h + 1) & this.mask;
+      this.keys[h] = sum;
+      this.chain[i] = this.heads[h]!;
+      this.heads[h] = i;
     }
   }
 
@@ -236,8 +265,12 @@ export class BlockMatcher {
     const limit = final ? end : this.bufEnd - this.lookahead + 1; // search offsets < limit
     const blength = this.blength;
     const flushAt = blength + CHUNK_SIZE;
-    const table = this.table;
-    const shift = 32 - this.bits;
+    const keys = this.keys;
+    const heads = this.heads;
+    const shift = this.shift;
+    const mask = this.mask;
+    const filter = this.filter;
+    const fshift = this.fshift;
 
     let off = this.offset;
     while (off < limit) {
@@ -249,43 +282,41 @@ export class BlockMatcher {
         this.s2 = sum >>> 16;
         this.sumValid = true;
       }
-      // Hot loop: roll over offsets whose weak sum has no candidate block.
+      // Hot loop over offsets where the window has a next byte and no literal flush is due:
+      // test the weak sum, roll it on. Anything else takes the general step below.
       const sb = this.sbuf;
       const base = this.bufStart;
+      const k = this.k;
+      let stop = Math.min(limit, this.lastMatch + flushAt);
+      if (final) stop = Math.min(stop, len - k);
       let s1 = this.s1;
       let s2 = this.s2;
-      let k = this.k;
-      let lastMatch = this.lastMatch;
       let hit = false;
-      while (off < limit) {
-        const sum = ((s1 & 0xffff) | (s2 << 16)) >>> 0;
-        if (table[Math.imul(sum, 0x9e3779b1) >>> shift]! >= 0) {
-          hit = true;
-          break;
+      while (off < stop) {
+        const sum = (s1 & 0xffff) | (s2 << 16);
+        const f = Math.imul(sum, FILTER_MUL) >>> fshift;
+        if ((filter[f >>> 5]! & (1 << (f & 31))) !== 0) {
+          let h = Math.imul(sum, 0x9e3779b1) >>> shift;
+          let hd: number;
+          while ((hd = heads[h]!) !== EMPTY && keys[h] !== sum) h = (h + 1) & mask;
+          if (hd >= 0) {
+            this.slot = h;
+            hit = true;
+            break;
+          }
         }
         const p = off - base;
         const o = sb[p]!;
-        s1 = (s1 - o) | 0;
-        s2 = (s2 - Math.imul(k, o)) | 0;
-        if (!final || off + k < len) {
-          s1 = (s1 + sb[p + k]!) | 0;
-          s2 = (s2 + s1) | 0;
-        } else {
-          k--;
-        }
-        if (off - lastMatch >= flushAt && end - off > CHUNK_SIZE) {
-          this.literal(off - blength);
-          lastMatch = this.lastMatch;
-        }
+        s1 = (s1 - o + sb[p + k]!) | 0;
+        s2 = (s2 - Math.imul(k, o) + s1) | 0;
         off++;
       }
-      this.s1 = s1;
-      this.s2 = s2;
-      this.k = k;
+      this.s1 = s1 & 0xffff;
+      this.s2 = s2 & 0xffff;
       this.offset = off;
-      if (!hit) break;
-      // A bucket with candidates: the full match.c candidate logic, then roll on.
-      if (this.search(final, len)) {
+      if (off >= limit) break;
+      // The general step (match.c, one offset): candidates, then roll, flush, shrink at EOF.
+      if ((hit || this.hasCandidates()) && this.search(final, len)) {
         off = this.offset;
         this.sumValid = false;
         continue;
@@ -294,6 +325,16 @@ export class BlockMatcher {
       off = this.offset;
     }
     this.offset = off;
+  }
+
+  /** Whether the current weak sum has blocks in the table (sets this.slot). */
+  private hasCandidates(): boolean {
+    const sum = (this.s1 & 0xffff) | (this.s2 << 16);
+    let h = weakHashSlot(sum, 32 - this.shift);
+    let hd: number;
+    while ((hd = this.heads[h]!) !== EMPTY && this.keys[h] !== sum) h = (h + 1) & this.mask;
+    this.slot = h;
+    return hd >= 0;
   }
 
   /** match.c null_hash: drop the window's first byte, add the next, maybe flush literal. */
@@ -310,8 +351,8 @@ export class BlockMatcher {
     } else {
       this.k = k - 1;
     }
-    this.s1 = s1;
-    this.s2 = s2;
+    this.s1 = s1 & 0xffff;
+    this.s2 = s2 & 0xffff;
     if (off - this.lastMatch >= this.blength + CHUNK_SIZE && end - off > CHUNK_SIZE)
       this.literal(off - this.blength);
     this.offset = off + 1;
@@ -333,8 +374,8 @@ export class BlockMatcher {
   private search(final: boolean, len: number): boolean {
     const offset0 = this.offset;
     let offset = offset0;
-    let sum = ((this.s1 & 0xffff) | (this.s2 << 16)) >>> 0;
-    const slotIdx = weakHashSlot(sum, this.bits);
+    let sum = (this.s1 & 0xffff) | (this.s2 << 16);
+    const slot = this.slot;
     const blength = this.blength;
     const count = this.count;
     const l = final ? Math.min(blength, len - offset) : blength;
@@ -345,11 +386,11 @@ export class BlockMatcher {
     this.stats.hashHits++;
 
     let prev = -1; // chain predecessor (-1: the table slot)
-    for (let i = this.table[slotIdx]!; i >= 0; ) {
+    for (let i = this.heads[slot]!; i >= 0; ) {
       const nextI = this.chain[i]!;
       // --inplace: a block before our offset that is not already in place can never be used.
       if (inplace && i * blength < offset && !sameOffset![i]) {
-        if (prev < 0) this.table[slotIdx] = nextI;
+        if (prev < 0) this.heads[slot] = nextI >= 0 ? nextI : DRAINED;
         else this.chain[prev] = nextI;
         i = nextI;
         continue;
@@ -389,7 +430,7 @@ export class BlockMatcher {
           }
           if (ok && offset !== ao) {
             // Zeros here are zeros further on in the basis: re-align with the basis copy.
-            sum = weakChecksumSigned(this.sbuf, ao - this.bufStart, l);
+            sum = weakChecksumSigned(this.sbuf, ao - this.bufStart, l) | 0;
             if (sum !== this.sum1[i]) ok = false;
             else {
               sum2 = this.strongAt(ao, l);

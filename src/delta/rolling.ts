@@ -54,7 +54,8 @@ export function signedByte(b: number): number {
 
 /**
  * The rolling form (match.c hash_search): drop the window's first byte and append the next.
- * s1 and s2 are kept modulo 2^32, which is all the low 16 bits of each need.
+ * Only the low 16 bits of s1 and s2 reach the sum, and the updates are ring operations, so
+ * both are kept masked to 16 bits (small integers, never boxed).
  */
 export class RollingChecksum {
   s1 = 0;
@@ -75,38 +76,40 @@ export class RollingChecksum {
   roll(outByte: number, inByte: number): void {
     const o = (outByte << 24) >> 24;
     const n = (inByte << 24) >> 24;
-    const s1 = (this.s1 - o + n) | 0;
-    this.s2 = (this.s2 - Math.imul(this.len, o) + s1) | 0;
+    const s1 = (this.s1 - o + n) & 0xffff;
+    this.s2 = (this.s2 - Math.imul(this.len, o) + s1) & 0xffff;
     this.s1 = s1;
   }
 
   /** match.c at the end of the file: drop the first byte and shrink the window by one. */
   rollOut(outByte: number): void {
     const o = (outByte << 24) >> 24;
-    this.s1 = (this.s1 - o) | 0;
-    this.s2 = (this.s2 - Math.imul(this.len, o)) | 0;
+    this.s1 = (this.s1 - o) & 0xffff;
+    this.s2 = (this.s2 - Math.imul(this.len, o)) & 0xffff;
     this.len--;
   }
 
   get value(): number {
-    return ((this.s1 & 0xffff) | (this.s2 << 16)) >>> 0;
+    return (this.s1 | (this.s2 << 16)) >>> 0;
   }
 }
 
-// ---- Hash-table slot for the sender's search (match.c build_hash_table) ----
-// rsync indexes blocks by (s1 + s2) & 0xffff or sum % tablesize; which bucket a block sits in
-// never changes which block is chosen (candidates are filtered on the full 32-bit sum and tried
-// in descending block order), so the matcher uses a power-of-two table with a multiplicative
-// hash of the full sum, which spreads the rolling sums' correlated low bits.
+// ---- Hash table of the sender's search (match.c build_hash_table) ----
+// rsync buckets blocks by (s1 + s2) & 0xffff or sum % tablesize, but which bucket a block sits
+// in never changes which block is chosen: candidates are filtered on the full 32-bit sum and
+// tried in descending block order. So the matcher keys an open-addressing table on the exact
+// weak sum (a miss costs one probe, a hit is a true weak match) with slots from a
+// multiplicative hash, which spreads the rolling sums' correlated low bits.
 
-/** Bits of a table with at least 2·count slots (minimum 2^10, maximum 2^26). */
+/** Bits of the matcher's table: ≥ 4 slots per block up to 2^20 blocks, ≥ 2 beyond. */
 export function weakHashBits(count: number): number {
+  const want = count <= 1 << 20 ? count * 4 : count * 2;
   let bits = 10;
-  while (bits < 26 && 1 << bits < count * 2) bits++;
+  while (2 ** bits < want) bits++;
   return bits;
 }
 
-/** Slot of a weak sum in a table of 2^bits slots. */
+/** First probe slot of a weak sum in a table of 2^bits slots. */
 export function weakHashSlot(sum: number, bits: number): number {
   return Math.imul(sum, 0x9e3779b1) >>> (32 - bits);
 }

@@ -65,24 +65,29 @@ export function attrChanges(
   return iflags;
 }
 
-/** utimes argument for seconds + nanoseconds: Node sets microseconds, so aim at the middle of
- *  the wanted microsecond to survive the double's rounding. */
-export function timeArg(sec: number, nsec: number): number {
-  if (nsec === 0 || sec < 0) return sec;
-  return sec + (Math.floor(nsec / 1000) + 0.5) / 1e6;
+/**
+ * utimes argument for seconds + nanoseconds. Node's fs sets microseconds (libuv truncates) and
+ * turns a negative *number* into "now", but takes a numeric string as it is: so a string, aimed
+ * at the middle of the wanted microsecond to survive the double's rounding.
+ */
+export function timeArg(sec: number, nsec: number): string {
+  if (nsec === 0) return String(sec);
+  // libuv keeps whole microseconds, truncating toward zero: aim half a microsecond away from it.
+  const usec = sec * 1e6 + Math.floor(nsec / 1000);
+  return String((usec + (usec >= 0 ? 0.5 : -0.5)) / 1e6);
 }
 
 export interface AttrTarget {
   chown(uid: number, gid: number): Promise<void>;
   chmod(mode: number): Promise<void>;
-  utimes(atime: number, mtime: number): Promise<void>;
+  utimes(atime: number | string, mtime: number | string): Promise<void>;
 }
 
 export function pathTarget(p: string, link: boolean): AttrTarget {
   return {
     chown: (u, g) => (link ? fsp.lchown(p, u, g) : fsp.chown(p, u, g)),
     chmod: (m) => (link ? Promise.resolve() : fsp.chmod(p, m)),
-    utimes: (a, m) => (link ? fsp.lutimes(p, a, m) : fsp.utimes(p, a, m)),
+    utimes: (a, m) => (link ? fsp.lutimes(p, a as string, m as string) : fsp.utimes(p, a as string, m as string)),
   };
 }
 
@@ -90,7 +95,7 @@ export function handleTarget(fh: fsp.FileHandle): AttrTarget {
   return {
     chown: (u, g) => fh.chown(u, g),
     chmod: (m) => fh.chmod(m),
-    utimes: (a, m) => fh.utimes(a, m),
+    utimes: (a, m) => fh.utimes(a as string, m as string),
   };
 }
 

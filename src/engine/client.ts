@@ -18,7 +18,7 @@ import {
 import { decodeIdLists, applyIdNames } from "../protocol/idlist.js";
 import { MsgCode } from "../protocol/mux.js";
 import { NdxReader, NdxWriter } from "../protocol/ndx.js";
-import type { TransferOptions } from "../protocol/options.js";
+import { compressionEnabled, type TransferOptions } from "../protocol/options.js";
 import type { TokenCompression } from "../protocol/token.js";
 import { ProtocolError, Writer } from "../protocol/wire.js";
 import { currentUmask } from "./attrs.js";
@@ -106,7 +106,7 @@ async function pull(conn: Connection, req: PullRequest, started: number): Promis
   if (negotiated) {
     const w = new Writer();
     const sendSums = !opts.checksumChoice;
-    const sendZ = opts.compress && !opts.compressChoice;
+    const sendZ = compressionEnabled(opts) && !opts.compressChoice;
     if (sendSums) encodeVstring(SUPPORTED_CHECKSUMS.join(" "), w);
     if (sendZ) encodeVstring(SUPPORTED_COMPRESSIONS.join(" "), w);
     conn.write(w.take());
@@ -123,7 +123,7 @@ async function pull(conn: Connection, req: PullRequest, started: number): Promis
       compression = z as TokenCompression;
     }
   }
-  if (opts.compress && compression === "none") {
+  if (compressionEnabled(opts) && compression === "none") {
     const choice = opts.compressChoice ?? "zlib";
     if (!(SUPPORTED_COMPRESSIONS as readonly string[]).includes(choice) && choice !== "none") {
       throw new ProtocolError(`compression "${choice}" is not supported by krsync yet`, 4);

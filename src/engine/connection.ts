@@ -141,11 +141,14 @@ export class Connection {
   }
 
   private put(frame: Uint8Array): Promise<void> {
-    if (this.writeError) return Promise.reject(new ProtocolError(`write failed: ${this.writeError.message}`, 12));
+    if (this.writeError) return Promise.reject(this.closedError());
     if (this.closed) return Promise.resolve();
     this.bytesOut += frame.length;
     this.lastActivity = Date.now();
     const out = this.stream.output;
+    if (out.destroyed || out.writableEnded) {
+      return Promise.reject(this.closedError());
+    }
     if (out.write(frame)) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const onDrain = () => {
@@ -154,7 +157,7 @@ export class Connection {
       };
       const onErr = (e: Error) => {
         cleanup();
-        reject(new ProtocolError(`write failed: ${e.message}`, 12));
+        reject(this.closedError());
       };
       const onClose = () => {
         cleanup();
@@ -169,6 +172,10 @@ export class Connection {
       out.on("error", onErr);
       out.on("close", onClose);
     });
+  }
+
+  private closedError(): ProtocolError {
+    return new ProtocolError(`connection unexpectedly closed (${this.bytesIn} bytes received so far)`, 12);
   }
 
   /** Flush and end our half of the stream. */

@@ -102,6 +102,9 @@ export async function runReceiver(ctx: ReceiveContext, sig: ReceiverSignals): Pr
     else sig.fileDone(ndx, ok === "ok");
   }
 
+  // Below protocol 29 there is no second phase: what the generator waits for is over too.
+  if (phase <= 2) sig.phaseDone(2);
+
   // main.c handle_stats: the sender's totals (read and written swap meaning here).
   const peer = await conn.in.read((c) => {
     const start = c.pos;

@@ -156,6 +156,8 @@ export interface DiffOptions {
   ignoreSymlinkMtimes?: boolean;
   /** Compare mtimes in whole seconds only. */
   mtimeSecondsOnly?: boolean;
+  /** Compare mtimes to the microsecond (what Node's fs can set: libuv truncates to µs). */
+  mtimeMicros?: boolean;
   /** Compare uid/gid (default true; only where both snapshots recorded them). */
   owners?: boolean;
   /** Compare hard-link groups (default true). */
@@ -167,6 +169,7 @@ export interface DiffOptions {
 }
 
 const SEC = 1_000_000_000n;
+const floorDiv = (a: bigint, b: bigint): bigint => (a >= 0n ? a / b : -((-a + b - 1n) / b));
 
 /** Show a path readably; control characters and quotes are escaped via JSON. */
 export function showPath(rel: string): string {
@@ -244,7 +247,11 @@ export function diffSnapshots(expected: Snapshot, actual: Snapshot, opts: DiffOp
       !(rel === "." && opts.ignoreRootDirMtime) &&
       !(a.type === "symlink" && opts.ignoreSymlinkMtimes);
     if (mtimeWanted) {
-      const same = opts.mtimeSecondsOnly ? floorSec(a.mtimeNs) === floorSec(b.mtimeNs) : a.mtimeNs === b.mtimeNs;
+      const same = opts.mtimeSecondsOnly
+        ? floorSec(a.mtimeNs) === floorSec(b.mtimeNs)
+        : opts.mtimeMicros
+          ? floorDiv(a.mtimeNs, 1000n) === floorDiv(b.mtimeNs, 1000n)
+          : a.mtimeNs === b.mtimeNs;
       if (!same && !skip(rel, "mtime")) out.push(`mtime of ${p}: ${formatMtime(a.mtimeNs)} vs ${formatMtime(b.mtimeNs)}`);
     }
     if (a.atimeNs !== undefined && b.atimeNs !== undefined && a.atimeNs !== b.atimeNs && !skip(rel, "atime")) {
