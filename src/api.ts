@@ -8,7 +8,7 @@ import { parseLocation, type Location } from "./transport/location.js";
 import { remoteShellArgv } from "./transport/rsh.js";
 import { SpawnedTransport } from "./transport/spawned.js";
 import type { Transport } from "./transport/transport.js";
-import { openKubeTransport, type KubeOptions } from "./kube/index.js";
+import type { KubeOptions } from "./kube/options.js";
 import { runPull } from "./engine/client.js";
 import type { SyncEvents, TransferStats } from "./engine/events.js";
 
@@ -92,6 +92,8 @@ export async function sync(o: SyncOptions): Promise<SyncResult> {
 
 /** The transport to an rsync server in the target's container (exec via the API or kubectl). */
 async function kubeTransport(loc: Extract<Location, { kind: "kube" }>, args: string[], opts: TransferOptions, o: SyncOptions): Promise<Transport> {
+  // Loaded only for Kubernetes targets: client-node is heavy to import.
+  const { openKubeTransport } = await import("./kube/index.js");
   try {
     return await openKubeTransport(loc, args, {
       kube: o.kube ?? {},

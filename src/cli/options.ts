@@ -13,15 +13,8 @@ import { RERR_FILEIO, RERR_PROTOCOL, RERR_SYNTAX, RERR_UNSUPPORTED, UsageError }
 
 export { UsageError } from "../protocol/errcode.js";
 
-export interface KubeOptions {
-  namespace?: string;
-  container?: string;
-  context?: string;
-  kubeconfig?: string;
-  podWait?: number; // seconds
-  allPods?: boolean;
-  remoteTmp?: string;
-}
+import type { KubeOptions } from "../kube/options.js";
+export type { KubeOptions };
 
 export interface CommandLine {
   options: TransferOptions;

@@ -6,7 +6,7 @@
 import { existsSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import { KubeConfig, type Cluster, type Context, type User } from "@kubernetes/client-node";
-import type { KubeOptions } from "../cli/options.js";
+import type { KubeOptions } from "./options.js";
 import { KubeError } from "./errors.js";
 
 export type { KubeOptions };

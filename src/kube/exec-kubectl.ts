@@ -2,7 +2,7 @@
 // -- argv...` as a spawned child. kubectl does the auth (any plugin it knows), the WebSocket
 // or SPDY stream, and ends the remote stdin when we end its stdin.
 import { SpawnedTransport } from "../transport/spawned.js";
-import type { KubeOptions } from "../cli/options.js";
+import type { KubeOptions } from "./options.js";
 import type { KubectlCommand } from "./rest.js";
 
 /** KRSYNC_KUBECTL, else "kubectl" from PATH. */

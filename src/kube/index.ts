@@ -4,7 +4,7 @@
 import type { Readable, Writable } from "node:stream";
 import type { KubeType } from "../transport/location.js";
 import type { Transport, TransportExit } from "../transport/transport.js";
-import type { KubeOptions } from "../cli/options.js";
+import type { KubeOptions } from "./options.js";
 import { agentCommand, availableBinaries, awaitFirstByte, binaryDir, runAgent, type AgentOutcome } from "./agent.js";
 import { apiUnusableReason, chooseTransport, loadKubeConfig, type ExecTransportKind, type LoadedKubeConfig } from "./config.js";
 import { apiErrorFrom, InjectError, KubeError, RERR_CMD_NOTFOUND, RERR_CMD_RUN } from "./errors.js";
