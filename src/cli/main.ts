@@ -1,5 +1,7 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2
 // The krsync command: rsync's command line over the library API, printing what rsync prints.
+// The shebang asks for a small young generation: a transfer streams through short-lived
+// buffers, and V8's default semi-spaces (16 MiB each) would hold tens of MiB of garbage.
 import { sync, SyncError, type SyncOptions } from "../api.js";
 import type { ItemEvent, TransferStats } from "../engine/events.js";
 import { formatExitLine, RERR_SYNTAX, UsageError } from "../protocol/errcode.js";

@@ -118,7 +118,6 @@ interface Slot {
 }
 
 const slots = new Map<WasmKind, Slot>();
-let initPromise: Promise<void> | undefined;
 
 async function createWasm(kind: WasmKind, seed: number): Promise<IHasher> {
   // xxh* take rsync's int32 seed as an unsigned 64-bit value, so a negative seed is
@@ -141,14 +140,44 @@ async function createWasm(kind: WasmKind, seed: number): Promise<IHasher> {
   }
 }
 
-/** Load the wasm hashers (once). Needed before any summer is created. */
-export function initChecksums(): Promise<void> {
-  initPromise ??= (async () => {
-    const kinds: WasmKind[] = ["md4", "md5", "sha1", "xxh64", "xxh3", "xxh128"];
-    const hs = await Promise.all(kinds.map((k) => createWasm(k, 0)));
-    kinds.forEach((k, i) => slots.set(k, { h: hs[i]!, owner: null }));
-  })();
-  return initPromise;
+const loading = new Map<WasmKind, Promise<void>>();
+
+function wasmKindOf(type: ChecksumType): WasmKind | null {
+  switch (type) {
+    case "none":
+      return null;
+    case "md4":
+    case "md4-old":
+      return "md4";
+    case "md5":
+    case "md5-old-seed":
+      return "md5";
+    default:
+      return type;
+  }
+}
+
+/**
+ * Load the wasm hashers (once each). Needed before any summer of those types is created;
+ * without arguments every type is loaded. Each costs start-up time and memory, so a transfer
+ * loads only the ones it negotiated.
+ */
+export function initChecksums(types?: readonly ChecksumType[]): Promise<void> {
+  const kinds: WasmKind[] = types
+    ? [...new Set(types.map(wasmKindOf).filter((k): k is WasmKind => k !== null))]
+    : ["md4", "md5", "sha1", "xxh64", "xxh3", "xxh128"];
+  return Promise.all(
+    kinds.map((k) => {
+      let p = loading.get(k);
+      if (!p) {
+        p = createWasm(k, 0).then((h) => {
+          slots.set(k, { h, owner: null });
+        });
+        loading.set(k, p);
+      }
+      return p;
+    }),
+  ).then(() => undefined);
 }
 
 function slot(kind: WasmKind): Slot {
@@ -212,7 +241,7 @@ const NODE_MD5_MIN = 8192;
  */
 export async function createBlockSummer(type: ChecksumType, protocol: number, seed: number): Promise<BlockSummer> {
   if (protocol < 27) throw new RangeError(`protocol ${protocol} is not supported`);
-  await initChecksums();
+  await initChecksums([type]);
   seed |= 0;
   const sb = seedBytes(seed);
   switch (type) {

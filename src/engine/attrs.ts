@@ -1,6 +1,6 @@
 // Setting and comparing file attributes on the receiving side (rsync.c set_file_attrs,
 // generator.c itemize / unchanged_attrs).
-import { promises as fsp } from "node:fs";
+import * as fs from "node:fs";
 import type { LocalStat } from "./destination.js";
 import type { FileEntry } from "../protocol/fileentry.js";
 import { isDir, isLink } from "../protocol/fileentry.js";
@@ -78,24 +78,26 @@ export function timeArg(sec: number, nsec: number): string {
 }
 
 export interface AttrTarget {
-  chown(uid: number, gid: number): Promise<void>;
-  chmod(mode: number): Promise<void>;
-  utimes(atime: number | string, mtime: number | string): Promise<void>;
+  chown(uid: number, gid: number): void;
+  chmod(mode: number): void;
+  utimes(atime: number | string, mtime: number | string): void;
 }
 
 export function pathTarget(p: string, link: boolean): AttrTarget {
   return {
-    chown: (u, g) => (link ? fsp.lchown(p, u, g) : fsp.chown(p, u, g)),
-    chmod: (m) => (link ? Promise.resolve() : fsp.chmod(p, m)),
-    utimes: (a, m) => (link ? fsp.lutimes(p, a as string, m as string) : fsp.utimes(p, a as string, m as string)),
+    chown: (u, g) => (link ? fs.lchownSync(p, u, g) : fs.chownSync(p, u, g)),
+    chmod: (m) => {
+      if (!link) fs.chmodSync(p, m);
+    },
+    utimes: (a, m) => (link ? fs.lutimesSync(p, a as string, m as string) : fs.utimesSync(p, a as string, m as string)),
   };
 }
 
-export function handleTarget(fh: fsp.FileHandle): AttrTarget {
+export function fdTarget(fd: number): AttrTarget {
   return {
-    chown: (u, g) => fh.chown(u, g),
-    chmod: (m) => fh.chmod(m),
-    utimes: (a, m) => fh.utimes(a as string, m as string),
+    chown: (u, g) => fs.fchownSync(fd, u, g),
+    chmod: (m) => fs.fchmodSync(fd, m),
+    utimes: (a, m) => fs.futimesSync(fd, a as string, m as string),
   };
 }
 
@@ -112,24 +114,19 @@ export interface SetAttrsWanted {
  * times. `st` is the item's current state; only what differs is changed. With `accurate`
  * the nanoseconds count too (after a transfer or a checksum match), else whole seconds.
  */
-export async function setAttrs(
-  t: AttrTarget,
-  st: LocalStat | null,
-  w: SetAttrsWanted,
-  accurate: boolean,
-): Promise<void> {
+export function setAttrs(t: AttrTarget, st: LocalStat | null, w: SetAttrsWanted, accurate: boolean): void {
   const uid = w.own.uid;
   const gid = w.own.gid;
   if ((uid !== undefined && st?.uid !== uid) || (gid !== undefined && st?.gid !== gid)) {
-    await t.chown(uid ?? st?.uid ?? -1, gid ?? st?.gid ?? -1);
+    t.chown(uid ?? st?.uid ?? -1, gid ?? st?.gid ?? -1);
   }
   if (w.mode !== undefined && (!st || (st.mode & CHMOD_BITS) !== (w.mode & CHMOD_BITS) || uid !== undefined || gid !== undefined)) {
-    await t.chmod(w.mode & CHMOD_BITS);
+    t.chmod(w.mode & CHMOD_BITS);
   }
   if (w.mtime) {
     const { sec, nsec } = w.mtime;
     const same = st !== null && st.mtime === sec && (!accurate || Math.floor(nsec / 1000) === Math.floor(st.mtimeNsec / 1000));
-    if (!same) await t.utimes(Date.now() / 1000, timeArg(sec, nsec));
+    if (!same) t.utimes(Date.now() / 1000, timeArg(sec, nsec));
   }
 }
 

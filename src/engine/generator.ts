@@ -3,7 +3,7 @@
 // for each file that differs — index, item flags, then the sum head and block checksums of
 // the basis it already has. Also deletions (delete.c), hard links (hlink.c) and the final
 // touch-up of directory permissions and times.
-import { promises as fsp } from "node:fs";
+import * as fs from "node:fs";
 import { createBlockSummer, createFlistSummer, type BlockSummer } from "../delta/checksum.js";
 import { weakChecksum } from "../delta/rolling.js";
 import { sumSizes } from "../delta/sumsizes.js";
@@ -55,6 +55,8 @@ const kindOf = (mode: number): ItemKind =>
 
 export class Generator {
   private blockSummer: BlockSummer | null = null;
+  /** read buffer for basis files, reused */
+  private sumBuf: Buffer | null = null;
   /** dir name -> child base names present in the file list */
   private children = new Map<string, Set<string>>();
   /** directories whose permissions/times are fixed at the end (generator.c touch_up_dirs) */
@@ -166,7 +168,7 @@ export class Generator {
     });
   }
 
-  private async lstatOrNull(name: string): Promise<LocalStat | null> {
+  private lstatOrNull(name: string): LocalStat | null {
     if (this.ctx.opts.dryRun && this.virtualDirs.has(Destination.parentOf(name))) return null;
     return this.ctx.dest.lstat(name);
   }
@@ -176,7 +178,7 @@ export class Generator {
     const parent = Destination.parentOf(name);
     if (ctx.opts.dryRun && this.virtualDirs.has(parent)) return true;
     try {
-      await ctx.dest.checkParents(name);
+      ctx.dest.checkParents(name);
       return true;
     } catch (e) {
       reportError(ctx, `krsync: recv_generator: ${(e as Error).message} (in ${name})`);
@@ -190,11 +192,11 @@ export class Generator {
     if (ctx.opts.dryRun) return true;
     if (isDir(st.mode)) {
       if (ctx.opts.delete || ctx.opts.force) {
-        await ctx.dest.removeAny(name);
+        ctx.dest.removeAny(name);
         return true;
       }
       try {
-        await fsp.rmdir(ctx.dest.abs(name));
+        fs.rmdirSync(ctx.dest.abs(name));
         ctx.dest.forgetDir(name);
         return true;
       } catch {
@@ -204,7 +206,7 @@ export class Generator {
       }
     }
     if (!isReg(f.mode) || !isReg(st.mode)) {
-      await ctx.dest.unlinkQuiet(name);
+      ctx.dest.unlinkQuiet(name);
     }
     return true;
   }
@@ -218,7 +220,7 @@ export class Generator {
     if (!(await this.checkParents(name))) return;
     let st: LocalStat | null;
     try {
-      st = await this.lstatOrNull(name);
+      st = this.lstatOrNull(name);
     } catch (e) {
       reportError(ctx, `krsync: recv_generator: failed to stat "${name}": ${(e as Error).message}`);
       return;
@@ -266,15 +268,15 @@ export class Generator {
       ctx.stats.createdDirs++;
       if (opts.dryRun) this.virtualDirs.add(name === "." ? "" : name);
       else {
-        await dest.mkdir(name, 0o700);
+        dest.mkdir(name, 0o700);
         this.createdDirs.add(ndx);
-        await setAttrs(pathTarget(dest.abs(name), false), null, { own, mode: undefined, mtime: undefined }, false);
+        setAttrs(pathTarget(dest.abs(name), false), null, { own, mode: undefined, mtime: undefined }, false);
       }
     } else {
       dest.markDir(name);
       const mode = wantedMode(f, opts, st, ctx.dfltPerms) ?? st.mode;
       iflags |= attrChanges(f, st, opts, own, mode, true);
-      if (!opts.dryRun) await setAttrs(pathTarget(dest.abs(name), false), st, { own, mode: undefined, mtime: undefined }, false);
+      if (!opts.dryRun) setAttrs(pathTarget(dest.abs(name), false), st, { own, mode: undefined, mtime: undefined }, false);
     }
     this.dirs.push(ndx);
     this.emit(name === "." ? "./" : name + "/", f, iflags);
@@ -290,10 +292,10 @@ export class Generator {
     const own = wantedOwner(f, opts, ctx.owners);
     let iflags = 0;
     if (st && isLink(st.mode)) {
-      const cur = await fsp.readlink(dest.abs(name)).catch(() => null);
+      const cur = readlinkOrNull(dest.abs(name));
       if (cur === target) {
         iflags |= attrChanges(f, st, opts, own, st.mode, ctx.symlinkTimes);
-        if (!opts.dryRun) await this.setLinkAttrs(name, st, f, own);
+        if (!opts.dryRun) this.setLinkAttrs(name, st, f, own);
         this.emit(name, f, iflags, { linkTarget: target });
         return;
       }
@@ -305,15 +307,15 @@ export class Generator {
     if (!st) iflags |= ITEM_IS_NEW;
     ctx.stats.createdSymlinks += st ? 0 : 1;
     if (!opts.dryRun) {
-      await dest.symlink(name, target);
-      await this.setLinkAttrs(name, null, f, own);
+      dest.symlink(name, target);
+      this.setLinkAttrs(name, null, f, own);
     }
     this.emit(name, f, iflags | ITEM_LOCAL_CHANGE, { linkTarget: target });
   }
 
-  private async setLinkAttrs(name: string, st: LocalStat | null, f: FileEntry, own: ReturnType<typeof wantedOwner>): Promise<void> {
+  private setLinkAttrs(name: string, st: LocalStat | null, f: FileEntry, own: ReturnType<typeof wantedOwner>): void {
     const { ctx } = this;
-    await setAttrs(
+    setAttrs(
       pathTarget(ctx.dest.abs(name), true),
       st,
       { own, mode: undefined, mtime: ctx.opts.times && ctx.symlinkTimes ? { sec: f.mtime, nsec: f.mtimeNsec } : undefined },
@@ -333,7 +335,7 @@ export class Generator {
       const mode = wantedMode(f, opts, st, ctx.dfltPerms) ?? st.mode;
       iflags |= attrChanges(f, st, opts, own, mode, true);
       if (!opts.dryRun) {
-        await setAttrs(pathTarget(dest.abs(name), false), st, { own, mode: wantedMode(f, opts, st, ctx.dfltPerms), mtime: opts.times ? { sec: f.mtime, nsec: f.mtimeNsec } : undefined }, false);
+        setAttrs(pathTarget(dest.abs(name), false), st, { own, mode: wantedMode(f, opts, st, ctx.dfltPerms), mtime: opts.times ? { sec: f.mtime, nsec: f.mtimeNsec } : undefined }, false);
       }
       this.emit(name, f, iflags);
       return;
@@ -346,8 +348,8 @@ export class Generator {
     else ctx.stats.createdSpecials++;
     if (!opts.dryRun) {
       const mode = wantedMode(f, opts, null, ctx.dfltPerms) ?? f.mode & 0o7777;
-      await dest.mknod(name, (f.mode & S_IFMT) | (mode & 0o7777), major, minor);
-      await setAttrs(pathTarget(dest.abs(name), false), null, { own, mode, mtime: opts.times ? { sec: f.mtime, nsec: f.mtimeNsec } : undefined }, true);
+      dest.mknod(name, (f.mode & S_IFMT) | (mode & 0o7777), major, minor);
+      setAttrs(pathTarget(dest.abs(name), false), null, { own, mode, mtime: opts.times ? { sec: f.mtime, nsec: f.mtimeNsec } : undefined }, true);
     }
     this.emit(name, f, iflags | ITEM_LOCAL_CHANGE);
   }
@@ -358,7 +360,7 @@ export class Generator {
     if (st.size !== f.size) return false;
     if (opts.checksum) {
       if (!f.checksum) return false;
-      const sum = await this.fileChecksum(name, st.size);
+      const sum = this.fileChecksum(name, st.size);
       return sum !== null && Buffer.compare(Buffer.from(sum.subarray(0, f.checksum.length)), Buffer.from(f.checksum)) === 0;
     }
     if (opts.sizeOnly) return true;
@@ -366,22 +368,23 @@ export class Generator {
     return st.mtime === f.mtime;
   }
 
-  private async fileChecksum(name: string, size: number): Promise<Uint8Array | null> {
-    const fh = await this.ctx.dest.openBasis(name);
-    if (!fh) return null;
+  private fileChecksum(name: string, size: number): Uint8Array | null {
+    const basis = this.ctx.dest.openBasis(name);
+    if (!basis) return null;
     try {
       const summer = createFlistSummer(this.ctx.fileSum);
-      const buf = Buffer.allocUnsafe(SUM_READ);
+      if (!this.sumBuf || this.sumBuf.length < SUM_READ) this.sumBuf = Buffer.allocUnsafe(SUM_READ);
+      const buf = this.sumBuf;
       let pos = 0;
       while (pos < size) {
-        const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - pos), pos);
-        if (bytesRead === 0) break;
-        summer.update(buf.subarray(0, bytesRead));
-        pos += bytesRead;
+        const n = fs.readSync(basis.fd, buf, 0, Math.min(buf.length, size - pos), pos);
+        if (n === 0) break;
+        summer.update(buf.subarray(0, n));
+        pos += n;
       }
       return summer.digest();
     } finally {
-      await fh.close();
+      fs.closeSync(basis.fd);
     }
   }
 
@@ -398,7 +401,7 @@ export class Generator {
       const mode = wantedMode(f, opts, st, ctx.dfltPerms) ?? st!.mode;
       const iflags = attrChanges(f, st!, opts, own, mode, true);
       if (!opts.dryRun) {
-        await setAttrs(
+        setAttrs(
           pathTarget(dest.abs(name), false),
           st,
           { own, mode: wantedMode(f, opts, st, ctx.dfltPerms), mtime: opts.times ? { sec: f.mtime, nsec: f.mtimeNsec } : undefined },
@@ -440,8 +443,8 @@ export class Generator {
     const { ctx } = this;
     const { conn, protocol } = ctx;
     const w = conn.scratch;
-    const fh = await ctx.dest.openBasis(name);
-    if (!fh) {
+    const basis = ctx.dest.openBasis(name);
+    if (!basis) {
       writeSumHead(NULL_SUM_HEAD, w);
       conn.writeScratch();
       return;
@@ -465,16 +468,17 @@ export class Generator {
       const summer = this.blockSummer!;
       const bl = head.blength;
       const per = Math.max(1, Math.floor(SUM_READ / bl));
-      const buf = Buffer.allocUnsafe(per * bl);
+      if (!this.sumBuf || this.sumBuf.length < per * bl) this.sumBuf = Buffer.allocUnsafe(per * bl);
+      const buf = this.sumBuf;
       let block = 0;
       let pos = 0;
       while (block < head.count) {
-        const want = Math.min(buf.length, size - pos);
+        const want = Math.min(per * bl, size - pos); // whole blocks per read
         let got = 0;
         while (got < want) {
-          const { bytesRead } = await fh.read(buf, got, want - got, pos + got);
-          if (bytesRead === 0) break;
-          got += bytesRead;
+          const n = fs.readSync(basis.fd, buf, got, want - got, pos + got);
+          if (n === 0) break;
+          got += n;
         }
         if (got < want) buf.fill(0, got, want); // the basis shrank: sums of zeros, the redo fixes it
         for (let off = 0; off < want && block < head.count; block++) {
@@ -488,7 +492,7 @@ export class Generator {
         await conn.maybeFlush();
       }
     } finally {
-      await fh.close();
+      fs.closeSync(basis.fd);
     }
   }
 
@@ -504,13 +508,13 @@ export class Generator {
       const lname = destName(ctx, leader);
       if (!ok) {
         // The leader did not arrive: this member is transferred on its own.
-        const st = await this.lstatOrNull(name);
+        const st = this.lstatOrNull(name);
         await this.genFile(ndx, f, name, st, false);
         continue;
       }
       if (!(await this.checkParents(name))) continue;
-      const st = await this.lstatOrNull(name);
-      const lst = opts.dryRun ? null : await dest.lstat(lname);
+      const st = this.lstatOrNull(name);
+      const lst = opts.dryRun ? null : dest.lstat(lname);
       if (st && lst && st.ino === lst.ino && st.dev === lst.dev) {
         continue;
       }
@@ -519,7 +523,7 @@ export class Generator {
       if (!st) iflags |= ITEM_IS_NEW;
       if (!opts.dryRun) {
         try {
-          await dest.link(lname, name);
+          dest.link(lname, name);
         } catch (e) {
           reportError(ctx, `krsync: link "${name}" => ${lname} failed: ${(e as Error).message}`);
           continue;
@@ -538,11 +542,11 @@ export class Generator {
       const ndx = this.dirs[i]!;
       const f = ctx.files[ndx]!;
       const name = destName(ctx, ndx);
-      const st = await dest.lstat(name).catch(() => null);
+      const st = dest.lstat(name);
       if (!st || !isDir(st.mode)) continue;
       const mode = opts.perms ? f.mode & 0o7777 : this.createdDirs.has(ndx) ? wantedMode(f, opts, null, ctx.dfltPerms) : undefined;
       try {
-        await setAttrs(
+        setAttrs(
           pathTarget(dest.abs(name), false),
           st,
           { own: { uid: undefined, gid: undefined }, mode, mtime: opts.times ? { sec: f.mtime, nsec: f.mtimeNsec } : undefined },
@@ -561,7 +565,7 @@ export class Generator {
     for (const f of ctx.files) {
       if (f && isDir(f.mode) && f.flags & FLAG_CONTENT_DIR) {
         const name = f.name === "." ? "" : f.name;
-        const st = await ctx.dest.lstat(name || ".").catch(() => null);
+        const st = ctx.dest.lstat(name || ".");
         if (st && isDir(st.mode)) await this.deleteInDir(name);
       }
     }
@@ -575,8 +579,8 @@ export class Generator {
     if (ctx.opts.dryRun && this.virtualDirs.has(dir)) return;
     let names: string[];
     try {
-      await ctx.dest.checkParents(dir ? dir + "/x" : "x");
-      names = await ctx.dest.readdir(dir || ".");
+      ctx.dest.checkParents(dir ? dir + "/x" : "x");
+      names = ctx.dest.readdir(dir || ".");
     } catch {
       return;
     }
@@ -592,15 +596,20 @@ export class Generator {
 
   private async deleteItem(rel: string): Promise<void> {
     const { ctx } = this;
-    const st = await ctx.dest.lstat(rel).catch(() => null);
+    const st = ctx.dest.lstat(rel);
     if (!st) return;
     if (isDir(st.mode)) {
-      const inner = await ctx.dest.readdir(rel).catch(() => [] as string[]);
+      let inner: string[] = [];
+      try {
+        inner = ctx.dest.readdir(rel);
+      } catch {
+        /* unreadable: rmdir below reports it */
+      }
       inner.sort();
       for (const n of inner) await this.deleteItem(`${rel}/${n}`);
       if (!ctx.opts.dryRun) {
         try {
-          await fsp.rmdir(ctx.dest.abs(rel));
+          fs.rmdirSync(ctx.dest.abs(rel));
         } catch (e) {
           reportError(ctx, `krsync: delete_file: rmdir(${rel}) failed: ${(e as Error).message}`);
           return;
@@ -613,7 +622,7 @@ export class Generator {
     }
     if (!ctx.opts.dryRun) {
       try {
-        await fsp.unlink(ctx.dest.abs(rel));
+        fs.unlinkSync(ctx.dest.abs(rel));
       } catch (e) {
         reportError(ctx, `krsync: delete_file: unlink(${rel}) failed: ${(e as Error).message}`);
         return;
@@ -635,4 +644,12 @@ export function makedev(major: number, minor: number): number {
     ((minor & ~0xff) << 12) |
     (major > 0xfff ? (major & ~0xfff) * 2 ** 32 : 0)
   ) >>> 0;
+}
+
+function readlinkOrNull(p: string): string | null {
+  try {
+    return fs.readlinkSync(p);
+  } catch {
+    return null;
+  }
 }

@@ -1,14 +1,14 @@
 // The receiver (receiver.c recv_files / receive_data): reads the sender's answers — index,
 // item flags, the echoed sum head, tokens, whole-file checksum — rebuilds each file from
 // literal data and blocks of the basis into a temp file, verifies it, and renames it into place.
-import type { FileHandle } from "node:fs/promises";
+import * as fs from "node:fs";
 import { createFileSummer } from "../delta/checksum.js";
 import { isReg } from "../protocol/fileentry.js";
 import { NDX_DEL_STATS, NDX_DONE } from "../protocol/ndx.js";
 import { readSumHead, type SumHead } from "../protocol/sumhead.js";
 import { createTokenReader } from "../protocol/token.js";
 import { Cursor, ProtocolError } from "../protocol/wire.js";
-import { handleTarget, setAttrs, wantedMode, wantedOwner } from "./attrs.js";
+import { fdTarget, setAttrs, wantedMode, wantedOwner } from "./attrs.js";
 import { destName, reportError, throwIfAborted, type ReceiveContext } from "./context.js";
 import { ITEM_BASIS_TYPE_FOLLOWS, ITEM_MISSING_DATA, ITEM_TRANSFER, ITEM_XNAME_FOLLOWS } from "./itemize.js";
 
@@ -136,25 +136,29 @@ export async function runReceiver(ctx: ReceiveContext, sig: ReceiverSignals): Pr
 type ReceiveOutcome = "ok" | "redo" | "failed";
 
 /** Writes bytes sequentially (or at offsets with --inplace / -S), coalescing small pieces. */
+// One file is received at a time: its write and basis buffers are reused file after file.
+let sharedWriteBuf: Buffer | null = null;
+let sharedBasisBuf: Buffer | null = null;
+
 class OutputFile {
-  private buf = Buffer.allocUnsafe(WRITE_BUF);
+  private buf = (sharedWriteBuf ??= Buffer.allocUnsafe(WRITE_BUF));
   private len = 0;
   private bufStart = 0;
   offset = 0;
 
   constructor(
-    private readonly fh: FileHandle | null,
+    private readonly fd: number | null,
     private readonly sparse: boolean,
   ) {}
 
-  async write(data: Uint8Array): Promise<void> {
-    if (!this.fh) {
+  write(data: Uint8Array): void {
+    if (this.fd === null) {
       this.offset += data.length;
       return;
     }
-    if (this.len + data.length > this.buf.length) await this.flush();
+    if (this.len + data.length > this.buf.length) this.flush();
     if (data.length >= this.buf.length) {
-      await this.writeAt(data, this.offset);
+      this.writeAt(data, this.offset);
       this.offset += data.length;
       this.bufStart = this.offset;
       return;
@@ -166,28 +170,28 @@ class OutputFile {
   }
 
   /** Advance without writing (inplace: the bytes there are already right). */
-  async skip(n: number): Promise<void> {
-    await this.flush();
+  skip(n: number): void {
+    this.flush();
     this.offset += n;
     this.bufStart = this.offset;
   }
 
-  async flush(): Promise<void> {
+  flush(): void {
     if (this.len === 0) return;
     const n = this.len;
     this.len = 0;
-    await this.writeAt(this.buf.subarray(0, n), this.bufStart);
+    this.writeAt(this.buf.subarray(0, n), this.bufStart);
     this.bufStart = this.offset;
   }
 
-  private async writeAt(data: Uint8Array, pos: number): Promise<void> {
-    const fh = this.fh!;
+  private writeAll(data: Uint8Array, from: number, to: number, pos: number): void {
+    let done = from;
+    while (done < to) done += fs.writeSync(this.fd!, data, done, to - done, pos + done - from);
+  }
+
+  private writeAt(data: Uint8Array, pos: number): void {
     if (!this.sparse) {
-      let done = 0;
-      while (done < data.length) {
-        const { bytesWritten } = await fh.write(data, done, data.length - done, pos + done);
-        done += bytesWritten;
-      }
+      this.writeAll(data, 0, data.length, pos);
       return;
     }
     // fileio.c write_sparse: runs of zeros become holes (seek past them).
@@ -209,12 +213,7 @@ class OutputFile {
           k = z;
         } else k++;
       }
-      let done = 0;
-      const start = i;
-      while (done < k - start) {
-        const { bytesWritten } = await fh.write(data, start + done, k - start - done, pos + start + done);
-        done += bytesWritten;
-      }
+      this.writeAll(data, i, k, pos + i);
       i = k;
     }
   }
@@ -222,30 +221,32 @@ class OutputFile {
 
 /** Reads basis blocks through a window so runs of matched blocks cost few reads. */
 class BasisReader {
-  private win = Buffer.allocUnsafe(0);
+  private win = (sharedBasisBuf ??= Buffer.allocUnsafe(BASIS_WINDOW));
   private winStart = 0;
+  private winLen = 0;
   constructor(
-    private readonly fh: FileHandle,
+    private readonly fd: number,
     private readonly size: number,
   ) {}
 
-  async read(offset: number, len: number): Promise<Uint8Array> {
-    if (offset >= this.winStart && offset + len <= this.winStart + this.win.length) {
+  read(offset: number, len: number): Uint8Array {
+    if (offset >= this.winStart && offset + len <= this.winStart + this.winLen) {
       return this.win.subarray(offset - this.winStart, offset - this.winStart + len);
     }
-    const want = Math.min(Math.max(len, BASIS_WINDOW), Math.max(len, this.size - offset));
-    const buf = Buffer.alloc(want);
+    const want = Math.max(len, Math.min(BASIS_WINDOW, this.size - offset));
+    if (want > this.win.length) this.win = Buffer.allocUnsafe(want);
     let got = 0;
     while (got < want) {
-      const { bytesRead } = await this.fh.read(buf, got, want - got, offset + got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
+      const n = fs.readSync(this.fd, this.win, got, want - got, offset + got);
+      if (n === 0) break;
+      got += n;
     }
     // Past the basis's end (it shrank under us): the missing bytes read as zeros and the
     // whole-file checksum sends the file to the redo phase.
-    this.win = buf;
+    if (got < want) this.win.fill(0, got, want);
     this.winStart = offset;
-    return buf.subarray(0, len);
+    this.winLen = want;
+    return this.win.subarray(0, len);
   }
 }
 
@@ -255,8 +256,8 @@ async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean): 
   const name = destName(ctx, ndx);
   const head: SumHead = await conn.in.read((c) => readSumHead(c, ctx.protocol, ctx.xferSumLen));
 
-  let basis: FileHandle | null = null;
-  let out: FileHandle | null = null;
+  let basis: { fd: number; size: number } | null = null;
+  let out: number | null = null;
   let tmp: string | null = null;
   let failure: string | null = null;
   let interrupted = true;
@@ -265,14 +266,14 @@ async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean): 
   try {
     if (!dry) {
       try {
-        await dest.checkParents(name);
-        if (head.count > 0 || opts.inplace) basis = opts.inplace ? null : await dest.openBasis(name);
+        dest.checkParents(name);
+        if (head.count > 0 && !opts.inplace) basis = dest.openBasis(name);
         if (opts.inplace) {
-          out = await dest.openInplace(name);
+          out = dest.openInplace(name);
         } else {
-          const t = await dest.createTemp(name);
+          const t = dest.createTemp(name);
           tmp = t.tmp;
-          out = t.fh;
+          out = t.fd;
           ctx.temps.add(tmp);
         }
       } catch (e) {
@@ -280,7 +281,12 @@ async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean): 
       }
     }
     const writer = new OutputFile(out, opts.sparse && !opts.inplace);
-    const basisReader = opts.inplace && out ? new BasisReader(out, file.size) : basis ? new BasisReader(basis, (await basis.stat()).size) : null;
+    const basisReader =
+      opts.inplace && out !== null
+        ? new BasisReader(out, fs.fstatSync(out).size)
+        : basis
+          ? new BasisReader(basis.fd, basis.size)
+          : null;
     const tokens = createTokenReader(ctx.compression, { protocol: ctx.protocol });
     const summer = createFileSummer(ctx.xferSum, ctx.protocol, ctx.seed);
     for (;;) {
@@ -290,7 +296,7 @@ async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean): 
         if (ev.data.length === 0) continue;
         summer.update(ev.data);
         ctx.stats.literalData += ev.data.length;
-        await writer.write(ev.data);
+        writer.write(ev.data);
         continue;
       }
       if (ev.index < 0 || ev.count < 1 || ev.index + ev.count > head.count) {
@@ -310,14 +316,14 @@ async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean): 
           }
           throw new ProtocolError(`sender referenced block ${i} of ${name}, which has no basis`);
         }
-        const block = await basisReader.read(off, len);
+        const block = basisReader.read(off, len);
         summer.update(block);
         if (tokens.needsMatchData) tokens.seeMatch(block);
-        if (opts.inplace && off === writer.offset) await writer.skip(len);
-        else await writer.write(block);
+        if (opts.inplace && off === writer.offset) writer.skip(len);
+        else writer.write(block);
       }
     }
-    await writer.flush();
+    writer.flush();
     written = writer.offset;
     const sum = await conn.in.readBytes(ctx.xferSumLen);
     interrupted = false;
@@ -328,8 +334,8 @@ async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean): 
       return "failed";
     }
     if (dry) return "ok";
-    if (opts.inplace) await out!.truncate(writer.offset);
-    else if (opts.sparse && writer.offset > 0) await out!.truncate(writer.offset);
+    if (opts.inplace) fs.ftruncateSync(out!, writer.offset);
+    else if (opts.sparse && writer.offset > 0) fs.ftruncateSync(out!, writer.offset);
     if (!verified) {
       if (!redoing) {
         if (opts.verbose > 0 || opts.itemize) {
@@ -342,38 +348,50 @@ async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean): 
     }
     // rsync.c finish_transfer: attributes on the temp file, then the rename.
     const own = wantedOwner(file, opts, ctx.owners);
-    const existing = opts.inplace ? null : await dest.lstat(name);
+    const existing = opts.inplace ? null : dest.lstat(name);
     const mode = wantedMode(file, opts, existing && isReg(existing.mode) ? existing : null, ctx.dfltPerms);
-    await setAttrs(
-      handleTarget(out!),
+    setAttrs(
+      fdTarget(out!),
       null,
       { own, mode: mode ?? (existing && isReg(existing.mode) ? existing.mode : undefined), mtime: opts.times ? { sec: file.mtime, nsec: file.mtimeNsec } : undefined },
       true,
     );
-    await out!.close();
+    fs.closeSync(out!);
     out = null;
     if (tmp) {
       if (existing && (existing.mode & 0o170000) === 0o040000) {
         reportError(ctx, `krsync: recv_files: ${name} is a directory`);
         return "failed";
       }
-      await dest.rename(tmp, name);
+      dest.rename(tmp, name);
       ctx.temps.delete(tmp);
       tmp = null;
     }
     return "ok";
   } finally {
-    if (basis) await basis.close().catch(() => {});
-    if (out) await out.close().catch(() => {});
+    if (basis) closeQuiet(basis.fd);
+    if (out !== null) closeQuiet(out);
     if (tmp) {
       // --partial keeps what arrived of an interrupted transfer under the real name.
       if (opts.partial && interrupted && written > 0) {
-        await dest.rename(tmp, name).catch(() => {});
+        try {
+          dest.rename(tmp, name);
+        } catch {
+          dest.unlinkQuiet(tmp);
+        }
       } else {
-        await dest.unlinkQuiet(tmp);
+        dest.unlinkQuiet(tmp);
       }
       ctx.temps.delete(tmp);
     }
     throwIfAborted(ctx);
+  }
+}
+
+function closeQuiet(fd: number): void {
+  try {
+    fs.closeSync(fd);
+  } catch {
+    /* already closed */
   }
 }

@@ -22,7 +22,7 @@ export class InputQueue {
 
   constructor(
     private readonly flow?: FlowControl,
-    private readonly highWater = 4 << 20,
+    private readonly highWater = 1 << 20,
     private readonly eofMessage = "connection unexpectedly closed",
   ) {}
 
@@ -30,11 +30,12 @@ export class InputQueue {
     return this.end - this.start;
   }
 
+  /** Append bytes; the queue keeps a reference, so the caller must not modify them later. */
   push(chunk: Uint8Array): void {
     if (chunk.length === 0) return;
     if (this.start === this.end) {
-      // Nothing pending: adopt a copy so the caller may reuse its buffer.
-      this.buf = chunk.slice();
+      // Nothing pending: adopt the chunk itself (callers hand over buffers they do not reuse).
+      this.buf = chunk;
       this.start = 0;
       this.end = chunk.length;
     } else {

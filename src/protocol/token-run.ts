@@ -2,7 +2,7 @@
 // encoding of runs of consecutive matched blocks, used alike by the zlib, zlibx, zstd and lz4
 // formats.
 import { RERR_PROTOCOL } from "./errcode.js";
-import { Cursor, NeedMore, ProtocolError, Writer } from "./wire.js";
+import { Cursor, NeedMore, NEED_MORE, ProtocolError, Writer } from "./wire.js";
 
 /** rsync.h CHUNK_SIZE: the most literal data one token carries (and our per-event bound). */
 export const CHUNK_SIZE = 32 * 1024;
@@ -102,7 +102,7 @@ export interface RunToken {
 export function peekRunToken(c: Cursor, rxToken: number): RunToken {
   let p = c.pos;
   const need = (n: number): void => {
-    if (c.end - p < n) throw new NeedMore();
+    if (c.end - p < n) throw NEED_MORE;
   };
   need(1);
   let flag = c.buf[p++]!;

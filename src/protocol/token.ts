@@ -6,7 +6,7 @@
 // Readers and writers keep state across files the way token.c does (the state returns to its
 // start after each file's end, except zstd's stream, which spans the whole session), so a
 // connection needs one reader (receiver) or one writer (sender) per direction.
-import { Cursor, NeedMore, Writer } from "./wire.js";
+import { Cursor, NeedMore, NEED_MORE, Writer } from "./wire.js";
 import { CHUNK_SIZE } from "./token-run.js";
 import { createDeflateTokenReader, createDeflateTokenWriter } from "./token-deflate.js";
 import { createLz4TokenReader, createLz4TokenWriter } from "./token-lz4.js";
@@ -17,8 +17,8 @@ export { CHUNK_SIZE } from "./token-run.js";
 export type TokenCompression = "none" | "zlib" | "zlibx" | "lz4" | "zstd";
 
 export type TokenEvent =
-  /** Literal bytes to append (at most CHUNK_SIZE; may be empty). The array is the reader's to
-   *  give away: it stays valid after later calls. */
+  /** Literal bytes to append (at most CHUNK_SIZE; may be empty). Plain streams hand out a view
+   *  of the input (InputQueue never rewrites bytes it has handed out); copy it to keep it. */
   | { kind: "literal"; data: Uint8Array }
   /** `count` consecutive basis blocks starting at block `index`. */
   | { kind: "match"; index: number; count: number }
@@ -109,8 +109,8 @@ export class SimpleTokenReader implements TokenReader {
   next(c: Cursor): TokenEvent {
     if (this.residue > 0) {
       const n = Math.min(this.residue, c.remaining, CHUNK_SIZE);
-      if (n === 0) throw new NeedMore();
-      const data = c.bytes(n).slice();
+      if (n === 0) throw NEED_MORE;
+      const data = c.bytes(n);
       this.residue -= n;
       return { kind: "literal", data };
     }
@@ -123,10 +123,10 @@ export class SimpleTokenReader implements TokenReader {
     // header and the state change are taken together.
     if (c.remaining === 0) {
       c.pos = start;
-      throw new NeedMore();
+      throw NEED_MORE;
     }
     const n = Math.min(i, c.remaining, CHUNK_SIZE);
-    const data = c.bytes(n).slice();
+    const data = c.bytes(n);
     this.residue = i - n;
     return { kind: "literal", data };
   }

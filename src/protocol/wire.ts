@@ -8,7 +8,8 @@ export class NeedMore extends Error {
     super("need more input");
   }
 }
-const NEED_MORE = new NeedMore();
+/** The one NeedMore instance: thrown often, so never allocated per throw. */
+export const NEED_MORE = new NeedMore();
 
 /** A malformed or out-of-range value from the peer (rsync's RERR_PROTOCOL / RERR_STREAMIO). */
 export class ProtocolError extends Error {
