@@ -278,7 +278,7 @@ export class PodResolver {
       }
       if (!told) {
         told = true;
-        o.notice?.(`krsync: waiting up to ${Math.round(left / 1000)}s for a ready pod of ${describeTarget(t)} (${why})`);
+        o.notice?.(`krsync: waiting up to ${Math.ceil(left / 1000)}s for a ready pod of ${describeTarget(t)} (${why})`);
       }
       await sleep(Math.min(o.pollMs ?? 1000, left), o.signal);
     }
