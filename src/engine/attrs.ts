@@ -117,10 +117,10 @@ export interface SetAttrsWanted {
 export function setAttrs(t: AttrTarget, st: LocalStat | null, w: SetAttrsWanted, accurate: boolean): void {
   const uid = w.own.uid;
   const gid = w.own.gid;
-  if ((uid !== undefined && st?.uid !== uid) || (gid !== undefined && st?.gid !== gid)) {
-    t.chown(uid ?? st?.uid ?? -1, gid ?? st?.gid ?? -1);
-  }
-  if (w.mode !== undefined && (!st || (st.mode & CHMOD_BITS) !== (w.mode & CHMOD_BITS) || uid !== undefined || gid !== undefined)) {
+  const chown = (uid !== undefined && st?.uid !== uid) || (gid !== undefined && st?.gid !== gid);
+  if (chown) t.chown(uid ?? st?.uid ?? -1, gid ?? st?.gid ?? -1);
+  // chown clears the set-id bits: permissions go on after it.
+  if (w.mode !== undefined && (!st || chown || (st.mode & CHMOD_BITS) !== (w.mode & CHMOD_BITS))) {
     t.chmod(w.mode & CHMOD_BITS);
   }
   if (w.mtime) {

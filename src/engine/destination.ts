@@ -229,16 +229,27 @@ export class Destination {
     this.commitTemp(tmp, rel);
   }
 
-  /** mknod for devices, FIFOs and sockets (Node has no mknod: the system's mknod). */
+  /**
+   * mknod for devices and FIFOs, and a bound unix socket for sockets (as syscall.c do_mknod).
+   * Node has neither call: the system's mknod, and python3 for a socket (libuv unlinks the
+   * socket file of a closed server, so Node cannot leave one behind).
+   */
   mknod(rel: string, mode: number, major: number, minor: number): void {
     const tmp = this.tempName(rel);
     const type = mode & 0o170000;
     const perm = (mode & 0o7777).toString(8);
-    const args =
-      type === 0o010000 || type === 0o140000
-        ? ["-m", perm, this.abs(tmp), "p"]
-        : ["-m", perm, this.abs(tmp), type === 0o060000 ? "b" : "c", String(major), String(minor)];
-    execFileSync("mknod", args, { stdio: ["ignore", "ignore", "pipe"] });
+    const quiet = { stdio: ["ignore", "ignore", "pipe"] as ("ignore" | "pipe")[] };
+    if (type === 0o140000) {
+      const bind = "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.bind(sys.argv[1])";
+      execFileSync("python3", ["-c", bind, this.abs(tmp)], quiet);
+      fs.chmodSync(this.abs(tmp), mode & 0o7777);
+    } else {
+      const args =
+        type === 0o010000
+          ? ["-m", perm, this.abs(tmp), "p"]
+          : ["-m", perm, this.abs(tmp), type === 0o060000 ? "b" : "c", String(major), String(minor)];
+      execFileSync("mknod", args, quiet);
+    }
     this.commitTemp(tmp, rel);
   }
 
