@@ -10,6 +10,8 @@ import { SpawnedTransport } from "./transport/spawned.js";
 import type { Transport } from "./transport/transport.js";
 import type { KubeOptions } from "./kube/options.js";
 import { runPull } from "./engine/client.js";
+import { runLocal } from "./engine/local.js";
+import { checkSenderOptions, runPush } from "./engine/push.js";
 import type { SyncEvents, TransferStats } from "./engine/events.js";
 
 export type { SyncEvents, TransferStats, ItemEvent, MessageLevel } from "./engine/events.js";
@@ -51,11 +53,10 @@ export async function sync(o: SyncOptions): Promise<SyncResult> {
   if (sources.length === 0) throw new SyncError("no source given", RERR_SYNTAX);
   const remoteSources = sources.filter((s) => s.kind !== "local");
   if (dest.kind !== "local") {
-    throw new SyncError("pushing to a remote destination is not supported by krsync yet", RERR_UNSUPPORTED);
+    if (remoteSources.length > 0) throw new SyncError("The source and destination cannot both be remote", RERR_SYNTAX);
+    return push(sources as Extract<Location, { kind: "local" }>[], dest, opts, o);
   }
-  if (remoteSources.length === 0) {
-    throw new SyncError("local copies are not supported by krsync yet", RERR_UNSUPPORTED);
-  }
+  if (remoteSources.length === 0) return localCopy(sources as Extract<Location, { kind: "local" }>[], opts, o);
   if (remoteSources.length !== sources.length) {
     throw new SyncError("The source and destination cannot both be remote, nor can local and remote sources mix", RERR_SYNTAX);
   }
@@ -85,7 +86,73 @@ export async function sync(o: SyncOptions): Promise<SyncResult> {
     serverArgs: args,
   });
   const transport = new SpawnedTransport(argv, { env: o.env ?? process.env });
-  return runOverTransport(transport, opts, protocol, o);
+  return runOverTransport(transport, opts, protocol, o, remotePaths);
+}
+
+// ---- Push: local sources to a remote receiver (engine/push.ts) ----
+
+async function push(sources: Extract<Location, { kind: "local" }>[], dest: Location, opts: TransferOptions, o: SyncOptions): Promise<SyncResult> {
+  const refusal = checkSenderOptions(opts);
+  if (refusal) throw new SyncError(refusal, RERR_UNSUPPORTED);
+  if (dest.kind !== "shell") {
+    throw new SyncError(`pushing to a ${dest.kind} destination is not supported by krsync yet`, RERR_UNSUPPORTED);
+  }
+  const protocol = opts.protocol ?? MAX_PROTOCOL;
+  // The remote side is a receiver: no --sender; no incremental recursion is offered.
+  const args = serverArgs({ ...opts, incRecursive: false }, { amSender: true, protocol, remotePaths: [dest.path || "."] });
+  const argv = remoteShellArgv({
+    rsh: opts.rsh,
+    env: o.env ?? process.env,
+    user: dest.user,
+    host: dest.host,
+    rsyncPath: opts.rsyncPath,
+    serverArgs: args,
+  });
+  const transport = new SpawnedTransport(argv, { env: o.env ?? process.env });
+  try {
+    const result = await runPush(
+      { input: transport.input, output: transport.output },
+      {
+        opts,
+        sources: sources.map((s) => s.path),
+        protocol,
+        events: o.events ?? {},
+        ...(o.signal ? { signal: o.signal } : {}),
+        timeoutSec: opts.timeout,
+      },
+    );
+    const exit = await transport.exited();
+    let code = result.exitCode;
+    if (code === 0 && exit.code !== null && exit.code !== 0) code = exit.code;
+    return { exitCode: code, stats: result.stats };
+  } catch (e) {
+    // A peer that hit an error of its own exits with its code: give it a moment to say it.
+    let exit = await Promise.race([transport.exited(), delay(500).then(() => null)]);
+    if (!exit) {
+      transport.kill();
+      exit = await Promise.race([transport.exited(), delay(3000).then(() => ({ code: null, signal: null }))]);
+    }
+    throw toSyncError(e, exit.code, transport.describeFailure(), "sender");
+  }
+}
+
+// ---- Local copy: both ends in this process (engine/local.ts) ----
+
+async function localCopy(sources: Extract<Location, { kind: "local" }>[], opts: TransferOptions, o: SyncOptions): Promise<SyncResult> {
+  const refusal = checkSenderOptions(opts);
+  if (refusal) throw new SyncError(refusal, RERR_UNSUPPORTED);
+  try {
+    return await runLocal({
+      opts,
+      sources: sources.map((s) => s.path),
+      destination: o.destination,
+      events: o.events ?? {},
+      ...(o.signal ? { signal: o.signal } : {}),
+      timeoutSec: opts.timeout,
+    });
+  } catch (e) {
+    throw toSyncError(e, null, "", "receiver");
+  }
 }
 
 // ---- Kubernetes: a pull from [NS/]TYPE/NAME:PATH (src/kube) ----
@@ -124,7 +191,7 @@ async function kubePull(sources: Location[], opts: TransferOptions, o: SyncOptio
   // exec passes argv words as they are (no remote shell): no backslash escapes, no globbing.
   const args = serverArgs({ ...opts, incRecursive: false }, { amSender: false, protocol, remotePaths, quoting: "none" });
   const transport = await kubeTransport(first, args, opts, o);
-  return runOverTransport(transport, opts, protocol, o);
+  return runOverTransport(transport, opts, protocol, o, remotePaths);
 }
 
 async function runOverTransport(
@@ -132,6 +199,7 @@ async function runOverTransport(
   opts: TransferOptions,
   protocol: number,
   o: SyncOptions,
+  requested: readonly string[],
 ): Promise<SyncResult> {
   const events = o.events ?? {};
   const sentNegotiation = protocol >= 30 && CLIENT_CAPABILITIES.includes("v");
@@ -146,6 +214,7 @@ async function runOverTransport(
         events,
         ...(o.signal ? { signal: o.signal } : {}),
         timeoutSec: opts.timeout,
+        requested,
       },
     );
     const exit = await transport.exited();
@@ -153,13 +222,18 @@ async function runOverTransport(
     if (code === 0 && exit.code !== null && exit.code !== 0) code = exit.code;
     return { exitCode: code, stats: result.stats };
   } catch (e) {
-    transport.kill();
-    const exit = await Promise.race([transport.exited(), delay(3000).then(() => ({ code: null, signal: null }))]);
+    // A peer that hit an error of its own exits with its code: give it a moment to say it.
+    let exit = await Promise.race([transport.exited(), delay(500).then(() => null)]);
+    if (!exit) {
+      transport.kill();
+      exit = await Promise.race([transport.exited(), delay(3000).then(() => ({ code: null, signal: null }))]);
+    }
     throw toSyncError(e, exit.code, transport.describeFailure());
   }
 }
 
-function toSyncError(e: unknown, remoteCode: number | null, failure: string): SyncError {
+function toSyncError(e: unknown, remoteCode: number | null, failure: string, role: "receiver" | "sender" = "receiver"): SyncError {
+  const who = role === "sender" ? "[sender]" : "[Receiver]";
   if (e instanceof SyncError) return e;
   const err = e as Error & { exitCode?: number };
   if (err instanceof UsageError) return new SyncError(err.message, RERR_SYNTAX);
@@ -170,10 +244,12 @@ function toSyncError(e: unknown, remoteCode: number | null, failure: string): Sy
     if (early) {
       const detail = failure ? ` (${failure.split("\n").pop()})` : "";
       const code = remoteCode !== null && remoteCode >= 124 ? remoteCode : remoteCode === 255 ? 255 : RERR_STARTCLIENT;
-      return new SyncError(`connection unexpectedly closed (0 bytes received so far) [Receiver]${detail}`, code);
+      return new SyncError(`connection unexpectedly closed (0 bytes received so far) ${who}${detail}`, code);
     }
     if (/connection unexpectedly closed/.test(err.message)) {
-      return new SyncError(`${err.message} [Receiver]`, remoteCode !== null && remoteCode >= 124 ? remoteCode : RERR_STREAMIO);
+      // The peer's own exit code says more than "the stream ended" (rsync: wait_process).
+      const peerCode = remoteCode !== null && (remoteCode >= 124 || (remoteCode >= 1 && remoteCode <= 35)) ? remoteCode : RERR_STREAMIO;
+      return new SyncError(`${err.message} ${who}`, peerCode);
     }
     return new SyncError(`protocol error: ${err.message}`, err.exitCode);
   }

@@ -11,11 +11,20 @@ import { formatStats, formatSummary } from "./report.js";
 
 export const VERSION = "0.1.0";
 
+/**
+ * Names and messages come from the remote: control characters are shown escaped, as rsync's
+ * log.c does ("\#ooo"), so a hostile peer cannot drive the terminal.
+ */
+export function safeText(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, (c) => "\\#" + c.charCodeAt(0).toString(8).padStart(3, "0"));
+}
+
 function out(line: string): void {
-  process.stdout.write(line + "\n");
+  process.stdout.write(safeText(line) + "\n");
 }
 function err(line: string): void {
-  process.stderr.write(line + "\n");
+  process.stderr.write(safeText(line) + "\n");
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -126,7 +135,9 @@ const isMain = process.argv[1] !== undefined && /(?:^|[/\\])main\.(?:js|ts)$/.te
 if (isMain) {
   main(process.argv.slice(2)).then(
     (code) => {
+      // Exit once the output is written, even if something behind the remote shell lingers.
       process.exitCode = code;
+      process.stdout.write("", () => process.stderr.write("", () => process.exit(code)));
     },
     (e) => {
       err(`krsync: ${(e as Error).stack ?? e}`);

@@ -1,24 +1,14 @@
 // The client side of a pull (main.c client_run for a receiver): protocol set-up, the filter
 // list, the file list, then generator and receiver together until the final goodbye.
-import { checksumDigestLength, initChecksums, resolveChecksumChoice, CHECKSUM_NAMES } from "../delta/checksum.js";
+import { checksumDigestLength, CHECKSUM_NAMES } from "../delta/checksum.js";
 import { isDir, type FileEntry } from "../protocol/fileentry.js";
 import { FileListDecoder, type FlistEnd } from "../protocol/flist.js";
 import { sortAndCleanFileList } from "../protocol/flist-sort.js";
 import { HardLinkMatcher } from "../protocol/flist-hlink.js";
-import {
-  agreeProtocol,
-  chooseNegotiated,
-  compatInfo,
-  decodeRemoteVersion,
-  decodeVstring,
-  encodeVersion,
-  encodeVstring,
-  type CompatInfo,
-} from "../protocol/handshake.js";
 import { decodeIdLists, applyIdNames } from "../protocol/idlist.js";
 import { MsgCode } from "../protocol/mux.js";
 import { NdxReader, NdxWriter } from "../protocol/ndx.js";
-import { compressionEnabled, type TransferOptions } from "../protocol/options.js";
+import type { TransferOptions } from "../protocol/options.js";
 import type { TokenCompression } from "../protocol/token.js";
 import { ProtocolError, Writer } from "../protocol/wire.js";
 import { currentUmask } from "./attrs.js";
@@ -29,6 +19,8 @@ import { emptyStats, type SyncEvents, type TransferStats } from "./events.js";
 import { Generator, type GeneratorWaits } from "./generator.js";
 import { OwnerMap } from "./owners.js";
 import { runReceiver } from "./receiver.js";
+import { checkRequestedNames } from "./requested.js";
+import { clientSetup, startMultiplex } from "./setup.js";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 
@@ -49,6 +41,8 @@ export interface PullRequest {
   signal?: AbortSignal;
   /** --timeout: fail when nothing arrives for this many seconds (0 = never). */
   timeoutSec?: number;
+  /** The remote paths asked for: received names outside them are refused. */
+  requested?: readonly string[];
 }
 
 export interface PullResult {
@@ -87,57 +81,18 @@ export class TimeoutError extends Error {
 async function pull(conn: Connection, req: PullRequest, started: number): Promise<PullResult> {
   const { opts } = req;
   const stats = emptyStats();
-  await initChecksums();
 
-  // compat.c setup_protocol: version exchange.
-  conn.write(encodeVersion(req.protocol));
-  await conn.flush();
-  const remote = await conn.in.read(decodeRemoteVersion);
-  const protocol = agreeProtocol(req.protocol, remote);
-  stats.protocol = protocol;
-
-  let compat: CompatInfo | null = null;
-  if (protocol >= 30) compat = compatInfo(protocol, await conn.in.read((c) => c.varint()));
-
-  // negotiate_the_strings
-  const negotiated = compat?.varintFlistFlags ?? false;
-  let checksumName: string | undefined;
-  let compression: TokenCompression = "none";
-  if (negotiated) {
-    const w = new Writer();
-    const sendSums = !opts.checksumChoice;
-    const sendZ = compressionEnabled(opts) && !opts.compressChoice;
-    if (sendSums) encodeVstring(SUPPORTED_CHECKSUMS.join(" "), w);
-    if (sendZ) encodeVstring(SUPPORTED_COMPRESSIONS.join(" "), w);
-    conn.write(w.take());
-    await conn.flush();
-    if (sendSums) {
-      const list = await conn.in.read((c) => decodeVstring(c));
-      checksumName = chooseNegotiated(SUPPORTED_CHECKSUMS, list);
-      if (!checksumName) throw new ProtocolError(`Failed to negotiate a checksum choice (server list: ${list})`, 4);
-    }
-    if (sendZ) {
-      const list = await conn.in.read((c) => decodeVstring(c));
-      const z = chooseNegotiated(SUPPORTED_COMPRESSIONS, list);
-      if (!z) throw new ProtocolError(`Failed to negotiate a compression choice (server list: ${list})`, 4);
-      compression = z as TokenCompression;
-    }
-  }
-  if (compressionEnabled(opts) && compression === "none") {
-    const choice = opts.compressChoice ?? "zlib";
-    if (!(SUPPORTED_COMPRESSIONS as readonly string[]).includes(choice) && choice !== "none") {
-      throw new ProtocolError(`compression "${choice}" is not supported by krsync yet`, 4);
-    }
-    compression = choice as TokenCompression;
-  }
-  const seed = await conn.in.read((c) => c.int32());
-  const sums = resolveChecksumChoice({
-    protocol,
-    negotiated: checksumName,
-    choice: opts.checksumChoice,
-    properSeedOrder: compat?.checksumSeedFix ?? false,
+  // compat.c setup_protocol (engine/setup.ts).
+  const { protocol, compat, compression, seed, sums, xferSumLen } = await clientSetup(conn, {
+    protocol: req.protocol,
+    opts,
+    compressions: SUPPORTED_COMPRESSIONS,
   });
-  const xferSumLen = checksumDigestLength(sums.xfer);
+  stats.protocol = protocol;
+  // compat.c setup_protocol: inc-recursion the client did not offer ('i' is never sent for a pull).
+  if (compat?.incRecurse) {
+    throw new ProtocolError("Incompatible options specified for inc-recursive connection (the server turned on incremental recursion, which was not offered)", 1);
+  }
 
   // io.c: the server's output is multiplexed; ours from protocol 30.
   const ctxBox: { ctx?: ReceiveContext } = {};
@@ -172,6 +127,10 @@ async function pull(conn: Connection, req: PullRequest, started: number): Promis
       case MsgCode.ERROR_EXIT:
         if (payload.length === 4) peerExit = Buffer.from(payload).readInt32LE(0);
         break;
+      case MsgCode.NO_SEND:
+        // sender.c send_files: the sender could not open the file; nothing will arrive for it.
+        if (payload.length === 4) noSend(Buffer.from(payload).readInt32LE(0));
+        break;
       case MsgCode.NOOP:
       case MsgCode.DATA:
         break;
@@ -181,8 +140,8 @@ async function pull(conn: Connection, req: PullRequest, started: number): Promis
     }
   });
   let earlyIoError = 0;
-  conn.startMultiplexIn();
-  if (protocol >= 30) conn.startMultiplexOut();
+  let noSend: (ndx: number) => void = () => {};
+  startMultiplex(conn, "client-receiver", protocol);
 
   // exclude.c send_filter_list: the receiver always sends its rules.
   const fw = new Writer();
@@ -240,6 +199,7 @@ async function pull(conn: Connection, req: PullRequest, started: number): Promis
   if (protocol < 30) ioError |= await conn.in.read((c) => c.int32());
   stats.flistSize = conn.in.consumed - flistStart;
   const files = sortAndCleanFileList(wire, protocol, { stripRoot: opts.relative }).files;
+  if (req.requested) checkRequestedNames(files.flatMap((f) => (f ? [f.name] : [])), req.requested, opts.relative);
   stats.flistXferTime = Date.now() - tFlist;
   req.events.fileList?.(files.length);
   for (const f of files) {
@@ -279,6 +239,7 @@ async function pull(conn: Connection, req: PullRequest, started: number): Promis
     partial: false,
     temps: new Set(),
     hlinkLeader: opts.hardLinks ? hardLinkLeaders(files, protocol) : new Map(),
+    sentHeads: new Map(),
   };
   ctxBox.ctx = ctx;
 
@@ -318,6 +279,10 @@ async function pull(conn: Connection, req: PullRequest, started: number): Promis
         void phaseSlot(n).p.then(resolve);
       }),
     fileDone: (ndx) => doneSlot(ndx).p,
+  };
+  // Whoever waits for a file the sender will not send (a hard-link leader) stops waiting.
+  noSend = (ndx) => {
+    if (ndx >= 0 && ndx < files.length) doneSlot(ndx).resolve(false);
   };
   const generator = new Generator(ctx, waits);
 

@@ -4,7 +4,8 @@ import type { ChecksumType } from "../delta/checksum.js";
 import type { FileEntry } from "../protocol/fileentry.js";
 import type { NdxReader, NdxWriter } from "../protocol/ndx.js";
 import type { TransferOptions } from "../protocol/options.js";
-import type { TokenCompression } from "../protocol/token.js";
+import type { SumHead } from "../protocol/sumhead.js";
+import type { TokenCompression, TokenReader } from "../protocol/token.js";
 import type { Connection } from "./connection.js";
 import type { Destination } from "./destination.js";
 import type { SyncEvents, TransferStats } from "./events.js";
@@ -45,6 +46,10 @@ export interface ReceiveContext {
   temps: Set<string>;
   /** Group leader ndx for hard-linked entries (from the file list). */
   hlinkLeader: Map<number, number>;
+  /** The connection's token reader (token.c keeps its state across files). */
+  tokenReader?: TokenReader;
+  /** The sum head the generator sent for each requested file: the sender must echo it. */
+  sentHeads: Map<number, SumHead>;
 }
 
 /** The destination name of entry ndx. */

@@ -431,20 +431,22 @@ export class Generator {
     if (protocol >= 29) w.int16(iflags & 0xffff);
     const whole = opts.wholeFile === true || !regular || this.blockSummer === null || st!.size === 0;
     if (whole) {
+      ctx.sentHeads.set(ndx, NULL_SUM_HEAD);
       writeSumHead(NULL_SUM_HEAD, w);
       conn.writeScratch();
       return;
     }
-    await this.sendSums(name, st!.size, redo);
+    await this.sendSums(ndx, name, st!.size, redo);
   }
 
   /** generator.c generate_and_send_sums, streamed from the basis file. */
-  private async sendSums(name: string, size: number, redo: boolean): Promise<void> {
+  private async sendSums(ndx: number, name: string, size: number, redo: boolean): Promise<void> {
     const { ctx } = this;
     const { conn, protocol } = ctx;
     const w = conn.scratch;
     const basis = ctx.dest.openBasis(name);
     if (!basis) {
+      ctx.sentHeads.set(ndx, NULL_SUM_HEAD);
       writeSumHead(NULL_SUM_HEAD, w);
       conn.writeScratch();
       return;
@@ -460,6 +462,7 @@ export class Generator {
       } catch {
         head = NULL_SUM_HEAD;
       }
+      ctx.sentHeads.set(ndx, head);
       writeSumHead(head, w);
       if (head.count === 0) {
         conn.writeScratch();
@@ -507,14 +510,19 @@ export class Generator {
       const name = destName(ctx, ndx);
       const lname = destName(ctx, leader);
       if (!ok) {
-        // The leader did not arrive: this member is transferred on its own.
-        const st = this.lstatOrNull(name);
-        await this.genFile(ndx, f, name, st, false);
+        // The leader did not arrive, and the transfer phases are over: say so (exit 23).
+        reportError(ctx, `krsync: ${name}: not linked: its hard-link group leader ${lname} was not transferred`);
         continue;
       }
-      if (!(await this.checkParents(name))) continue;
+      if (!(await this.checkParents(name)) || !(await this.checkParents(lname))) continue;
       const st = this.lstatOrNull(name);
       const lst = opts.dryRun ? null : dest.lstat(lname);
+      // Link only to what this run made the leader: an item of the leader's own type, reached
+      // through real directories (never to something a later entry swapped in).
+      if (!opts.dryRun && (!lst || (lst.mode & S_IFMT) !== (f.mode & S_IFMT))) {
+        reportError(ctx, `krsync: ${name}: not linked: ${lname} is not the group's ${isLink(f.mode) ? "symlink" : "file"}`);
+        continue;
+      }
       if (st && lst && st.ino === lst.ino && st.dev === lst.dev) {
         continue;
       }

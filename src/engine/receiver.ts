@@ -255,13 +255,22 @@ async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean): 
   const file = ctx.files[ndx]!;
   const name = destName(ctx, ndx);
   const head: SumHead = await conn.in.read((c) => readSumHead(c, ctx.protocol, ctx.xferSumLen));
+  // The sender echoes the sum head we sent (sender.c): anything else is not our basis.
+  const sent = ctx.sentHeads.get(ndx);
+  if (!opts.dryRun) {
+    if (!sent) throw new ProtocolError(`the sender sent index ${ndx} (${name}), which was not requested`);
+    if (sent.count !== head.count || sent.blength !== head.blength || sent.s2length !== head.s2length || sent.remainder !== head.remainder) {
+      throw new ProtocolError(`the sender's sum head for ${name} does not match the one requested`);
+    }
+    ctx.sentHeads.delete(ndx);
+  }
 
   let basis: { fd: number; size: number } | null = null;
   let out: number | null = null;
   let tmp: string | null = null;
   let failure: string | null = null;
   let interrupted = true;
-  let written = 0;
+  let writer: OutputFile | null = null;
   const dry = opts.dryRun;
   try {
     if (!dry) {
@@ -280,14 +289,14 @@ async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean): 
         failure = `mkstemp "${name}" failed: ${(e as Error).message}`;
       }
     }
-    const writer = new OutputFile(out, opts.sparse && !opts.inplace);
+    writer = new OutputFile(out, opts.sparse && !opts.inplace);
     const basisReader =
       opts.inplace && out !== null
         ? new BasisReader(out, fs.fstatSync(out).size)
         : basis
           ? new BasisReader(basis.fd, basis.size)
           : null;
-    const tokens = createTokenReader(ctx.compression, { protocol: ctx.protocol });
+    const tokens = (ctx.tokenReader ??= createTokenReader(ctx.compression, { protocol: ctx.protocol }));
     const summer = createFileSummer(ctx.xferSum, ctx.protocol, ctx.seed);
     for (;;) {
       const ev = await conn.in.read((c) => tokens.next(c));
@@ -324,7 +333,6 @@ async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean): 
       }
     }
     writer.flush();
-    written = writer.offset;
     const sum = await conn.in.readBytes(ctx.xferSumLen);
     interrupted = false;
     const mine = summer.digest();
@@ -370,10 +378,21 @@ async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean): 
     return "ok";
   } finally {
     if (basis) closeQuiet(basis.fd);
+    // --partial keeps what arrived of an interrupted transfer under the real name, with an
+    // mtime of 0 so that the next run does not take it for up to date (receiver.c, rsync.c).
+    let keep = false;
+    if (tmp && out !== null && writer && opts.partial && interrupted) {
+      try {
+        writer.flush();
+        keep = writer.offset > 0;
+        if (keep) fs.futimesSync(out, 0, 0);
+      } catch {
+        keep = false;
+      }
+    }
     if (out !== null) closeQuiet(out);
     if (tmp) {
-      // --partial keeps what arrived of an interrupted transfer under the real name.
-      if (opts.partial && interrupted && written > 0) {
+      if (keep) {
         try {
           dest.rename(tmp, name);
         } catch {

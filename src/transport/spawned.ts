@@ -59,6 +59,9 @@ export class SpawnedTransport implements Transport {
   }
 
   kill(): void {
+    // A process behind the remote shell may still hold the pipes: let go of them too.
+    this.child.stdin?.destroy();
+    this.child.stdout?.destroy();
     if (this.child.exitCode === null && this.child.signalCode === null) {
       this.child.kill("SIGTERM");
       const t = setTimeout(() => {

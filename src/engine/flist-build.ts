@@ -1,0 +1,406 @@
+// The sender's file list (flist.c send_file_list / send_directory / make_file): an lstat walk
+// of the source arguments, then the list in file-list order on the wire (send_file_entry via
+// FileListEncoder), the end marker with io_error, the uid/gid name lists and, below protocol
+// 30, the io_error int. Only metadata is kept; file contents are read only for -c sums.
+//
+// Not supported here (the caller refuses them): filter rules, -R, inc-recursion.
+import * as fs from "node:fs";
+import { constants as C } from "node:fs";
+import * as path from "node:path";
+import { createFlistSummer, type ChecksumType } from "../delta/checksum.js";
+import {
+  FLAG_CONTENT_DIR,
+  FLAG_TOP_DIR,
+  isDevice,
+  isDir,
+  isLink,
+  isReg,
+  isSpecial,
+  type FileEntry,
+} from "../protocol/fileentry.js";
+import { devMajor, devMinor, FileListEncoder, flistSafe, type FlistContext } from "../protocol/flist.js";
+import { sortAndCleanFileList } from "../protocol/flist-sort.js";
+import { MAXPATHLEN } from "../protocol/flist-names.js";
+import { encodeIdLists } from "../protocol/idlist.js";
+import { MsgCode } from "../protocol/mux.js";
+import type { TransferOptions } from "../protocol/options.js";
+import type { Connection } from "./connection.js";
+import { IOERR_GENERAL, IOERR_VANISHED } from "./context.js";
+import { localStat, type LocalStat } from "./destination.js";
+import type { SyncEvents } from "./events.js";
+
+/** A file-list entry as the sender keeps it: where it is on disk, and what it was. */
+export interface SendEntry extends FileEntry {
+  /** Absolute path on disk. */
+  path: string;
+  /** Real path of the directory the argument was taken from (the transfer root). */
+  root: string;
+  /** dev/ino at walk time. */
+  dev: bigint;
+  ino: bigint;
+}
+
+export interface FlistBuildOptions {
+  protocol: number;
+  opts: TransferOptions;
+  /** --checksum sum type (file_sum_nni). */
+  fileSum: ChecksumType;
+  events: SyncEvents;
+  /** Base for relative arguments (default: process.cwd()). */
+  cwd?: string;
+}
+
+export interface BuiltFileList {
+  /** Sorted (flist.c f_name_cmp), duplicates removed: position = ndx. */
+  files: SendEntry[];
+  /** io_error bits (IOERR_*) met while walking. */
+  ioError: number;
+  buildTimeMs: number;
+  /** stats.total_size: regular files and symlinks (flist.c send_file_entry). */
+  totalSize: number;
+  /** A transfer error happened while walking (the run ends with exit 23). */
+  xferError: boolean;
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+const SUM_READ = 1 << 20;
+
+/** /etc/passwd or /etc/group as id -> name (uidlist.c add_uid uses getpwuid/getgrgid). */
+function readNames(file: string): Map<number, string> {
+  const m = new Map<number, string>();
+  let text = "";
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch {
+    return m;
+  }
+  for (const line of text.split("\n")) {
+    if (!line || line.startsWith("#")) continue;
+    const f = line.split(":");
+    const id = Number(f[2]);
+    if (f[0] && Number.isInteger(id) && !m.has(id)) m.set(id, f[0]);
+  }
+  return m;
+}
+
+/** Local account names by id, looked up lazily. */
+export class IdNames {
+  private users: Map<number, string> | null = null;
+  private groups: Map<number, string> | null = null;
+  user(id: number): string | undefined {
+    return (this.users ??= readNames("/etc/passwd")).get(id);
+  }
+  group(id: number): string | undefined {
+    return (this.groups ??= readNames("/etc/group")).get(id);
+  }
+}
+
+type NameType = "normal" | "dotdir";
+
+class Walker {
+  readonly entries: SendEntry[] = [];
+  ioError = 0;
+  /** An error that makes the run partial (log.c FERROR_XFER). */
+  xferError = false;
+  private filesystemDev = 0n;
+  private readonly names = new IdNames();
+
+  constructor(private readonly o: FlistBuildOptions) {}
+
+  private warn(text: string): void {
+    this.o.events.message?.("warning", text);
+  }
+  private error(text: string): void {
+    this.ioError |= IOERR_GENERAL;
+    this.xferError = true;
+    this.o.events.message?.("error", text);
+  }
+  private info(text: string): void {
+    this.o.events.message?.("info", text);
+  }
+
+  /** flist.c send_file_list: one source argument. */
+  async arg(raw: string): Promise<void> {
+    const { opts } = this.o;
+    const cwd = this.o.cwd ?? process.cwd();
+    let fbuf = raw;
+    let nameType: NameType = "normal";
+    // A trailing slash means the directory's contents ("dir/" -> "dir/."); so do "." and "..".
+    if (fbuf === "" || fbuf.endsWith("/")) {
+      fbuf = fbuf === "./" ? "." : fbuf + ".";
+      nameType = "dotdir";
+    } else if (fbuf === ".." || fbuf.endsWith("/..")) {
+      fbuf += "/.";
+      nameType = "dotdir";
+    } else if (fbuf === "." || fbuf.endsWith("/.")) {
+      nameType = "dotdir";
+    }
+    const slash = fbuf.lastIndexOf("/");
+    const dir = slash < 0 ? "." : slash === 0 ? "/" : fbuf.slice(0, slash);
+    let fn = slash < 0 ? fbuf : fbuf.slice(slash + 1);
+    fn = fn.replace(/\/+/g, "/");
+    if (fn === "") {
+      fn = ".";
+      nameType = "dotdir";
+    }
+    const dirAbs = path.resolve(cwd, dir);
+    let root: string;
+    try {
+      root = fs.realpathSync(dirAbs);
+    } catch (e) {
+      this.error(`rsync: [sender] change_dir "${dirAbs}" failed: ${errText(e)}`);
+      return;
+    }
+    const abs = path.join(root, fn);
+    let st: LocalStat;
+    try {
+      // A dot-dir name follows a symlink (link_stat with follow_dirlinks).
+      const bst = nameType === "dotdir" ? fs.statSync(abs, { bigint: true }) : fs.lstatSync(abs, { bigint: true });
+      st = localStat(bst);
+    } catch (e) {
+      // A transfer error (exit 23); io_error only when the arg may exist (deletions go on).
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") this.ioError |= IOERR_GENERAL;
+      this.xferError = true;
+      this.o.events.message?.("error", `rsync: [sender] link_stat "${fullName(cwd, raw, fn)}" failed: ${errText(e)}`);
+      return;
+    }
+    if (isDir(st.mode) && !opts.dirs && !opts.recursive) {
+      this.info(`skipping directory ${fn}`);
+      return;
+    }
+    this.filesystemDev = st.dev;
+    if (opts.recursive || (opts.dirs && nameType !== "normal")) {
+      const e = this.make(fn, abs, root, st, FLAG_TOP_DIR | FLAG_CONTENT_DIR, false);
+      if (e && isDir(e.mode)) await this.directory(fn, abs, root);
+    } else {
+      this.make(fn, abs, root, st, 0, false);
+    }
+  }
+
+  /** flist.c make_file + send_file_name for one entry (st already known). */
+  private make(name: string, abs: string, root: string, st: LocalStat, flags: number, filtered: boolean): SendEntry | null {
+    const { opts, protocol } = this.o;
+    if (Buffer.byteLength(name) >= MAXPATHLEN) {
+      this.error(`skipping overly long name: ${name}`);
+      return null;
+    }
+    if (isDir(st.mode)) {
+      if (filtered && opts.oneFileSystem && st.dev !== this.filesystemDev && flags & FLAG_CONTENT_DIR && !(flags & FLAG_TOP_DIR)) {
+        flags &= ~FLAG_CONTENT_DIR; // a mount point: sent, not entered
+      }
+    } else {
+      flags &= ~FLAG_CONTENT_DIR;
+    }
+    const e: SendEntry = {
+      name,
+      mode: st.mode,
+      size: isDevice(st.mode) || isSpecial(st.mode) ? 0 : st.size,
+      mtime: st.mtime,
+      mtimeNsec: st.mtimeNsec,
+      flags,
+      path: abs,
+      root,
+      dev: st.dev,
+      ino: st.ino,
+    };
+    if (opts.owner) {
+      e.uid = st.uid;
+      if (!opts.numericIds) {
+        const n = this.names.user(st.uid);
+        if (n !== undefined) e.userName = n;
+      }
+    }
+    if (opts.group) {
+      e.gid = st.gid;
+      if (!opts.numericIds) {
+        const n = this.names.group(st.gid);
+        if (n !== undefined) e.groupName = n;
+      }
+    }
+    if (isDevice(st.mode)) {
+      e.rdevMajor = devMajor(st.rdev);
+      e.rdevMinor = devMinor(st.rdev);
+    }
+    if (isLink(st.mode) && opts.links) {
+      let target: Buffer;
+      try {
+        target = fs.readlinkSync(abs, { encoding: "buffer" });
+      } catch (e2) {
+        this.readError(abs, e2);
+        return null;
+      }
+      if (target.length === 0) {
+        this.error(`skipping symlink with 0-length value: ${name}`);
+        return null;
+      }
+      e.linkTarget = new Uint8Array(target);
+    }
+    // hlink.c: the sender's dev/ino for -H (protocol >= 28: non-dirs linked more than once).
+    if (opts.hardLinks && (protocol >= 28 ? !isDir(st.mode) && st.nlink > 1 : isReg(st.mode))) {
+      e.hlinkDev = Number(st.dev);
+      e.hlinkIno = Number(st.ino);
+    }
+    this.entries.push(e);
+    return e;
+  }
+
+  private readError(abs: string, e: unknown): void {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") {
+      this.ioError |= IOERR_VANISHED;
+      this.warn(`file has vanished: "${abs}"`);
+    } else {
+      this.error(`rsync: [sender] readlink_stat("${abs}") failed: ${errText(e)}`);
+    }
+  }
+
+  /** flist.c send_directory: the directory's entries, then (with -r) its subdirectories. */
+  private async directory(name: string, abs: string, root: string): Promise<void> {
+    const { opts } = this.o;
+    let names: Buffer[];
+    try {
+      names = fs.readdirSync(abs, { encoding: "buffer" });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") {
+        this.ioError |= IOERR_VANISHED;
+        this.warn(`file has vanished: "${abs}"`);
+        return;
+      }
+      this.error(`rsync: [sender] opendir "${abs}" failed: ${errText(e)}`);
+      return;
+    }
+    const flags = opts.recursive ? FLAG_CONTENT_DIR : 0;
+    const subdirs: SendEntry[] = [];
+    for (const raw of names) {
+      let base: string;
+      try {
+        base = utf8.decode(raw);
+      } catch {
+        this.error(`cannot send file with a non-UTF-8 name in ${name}: ${JSON.stringify(raw.toString("latin1"))}`);
+        continue;
+      }
+      const child = name === "." ? base : `${name}/${base}`;
+      const childAbs = path.join(abs, base);
+      let st: LocalStat;
+      try {
+        st = localStat(fs.lstatSync(childAbs, { bigint: true }));
+      } catch (e) {
+        this.readError(childAbs, e);
+        continue;
+      }
+      const e = this.make(child, childAbs, root, st, flags, true);
+      if (e && isDir(e.mode) && e.flags & FLAG_CONTENT_DIR) subdirs.push(e);
+    }
+    if (!opts.recursive) return;
+    for (const d of subdirs) await this.directory(d.name, d.path, root);
+  }
+}
+
+/** rsyserr's "strerror (errno)" from a Node error. */
+export function errText(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  const m = /^[A-Z]+: (.*?),/.exec(err.message ?? "");
+  const text = m ? m[1]! : (err.message ?? String(e));
+  return `${text.charAt(0).toUpperCase()}${text.slice(1)} (${err.errno !== undefined ? Math.abs(err.errno) : 0})`;
+}
+
+function fullName(cwd: string, raw: string, fn: string): string {
+  return path.isAbsolute(raw) ? raw : path.join(cwd, raw === "" ? fn : raw);
+}
+
+/** checksum.c file_checksum for -c (a read error leaves a zeroed sum, as rsync's does). */
+async function fileChecksum(file: SendEntry, type: ChecksumType, len: number): Promise<Uint8Array> {
+  const summer = createFlistSummer(type);
+  let fh: fs.promises.FileHandle;
+  try {
+    fh = await fs.promises.open(file.path, C.O_RDONLY | C.O_NOFOLLOW);
+  } catch {
+    return new Uint8Array(len);
+  }
+  try {
+    const buf = Buffer.allocUnsafe(Math.min(SUM_READ, Math.max(file.size, 1)));
+    let pos = 0;
+    while (pos < file.size) {
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, file.size - pos), pos);
+      if (bytesRead === 0) break;
+      summer.update(buf.subarray(0, bytesRead));
+      pos += bytesRead;
+    }
+    return summer.digest().subarray(0, len);
+  } catch {
+    return new Uint8Array(len);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Walk the arguments and sort the list (flist.c send_file_list up to flist_sort_and_clean). */
+export async function buildFileList(args: readonly string[], o: FlistBuildOptions, checksumLength: number): Promise<BuiltFileList> {
+  const t0 = Date.now();
+  const w = new Walker(o);
+  for (const a of args) await w.arg(a);
+  const sorted = sortAndCleanFileList(w.entries, o.protocol).files.filter((f): f is SendEntry => f !== null);
+  let totalSize = 0;
+  for (const f of sorted) {
+    if (isReg(f.mode) || isLink(f.mode)) totalSize += f.size;
+    if (o.opts.checksum && isReg(f.mode)) f.checksum = await fileChecksum(f, o.fileSum, checksumLength);
+  }
+  return { files: sorted, ioError: w.ioError, buildTimeMs: Math.max(1, Date.now() - t0), totalSize, xferError: w.xferError };
+}
+
+export interface SendFlistContext {
+  conn: Connection;
+  protocol: number;
+  compatFlags: number;
+  opts: TransferOptions;
+  checksumLength: number;
+  id0Names: boolean;
+}
+
+/** flist.c send_file_list from the entries on: entries, end marker, id lists, io_error. */
+export async function sendFileList(list: BuiltFileList, ctx: SendFlistContext): Promise<void> {
+  const { conn, protocol, opts } = ctx;
+  const fctx: FlistContext = {
+    protocol,
+    compatFlags: ctx.compatFlags,
+    recursive: opts.recursive,
+    preserveUid: opts.owner,
+    preserveGid: opts.group,
+    preserveLinks: opts.links,
+    preserveDevices: opts.devices,
+    preserveSpecials: opts.specials,
+    preserveHardLinks: opts.hardLinks,
+    alwaysChecksum: opts.checksum,
+    checksumLength: ctx.checksumLength,
+    numericIds: opts.numericIds,
+    relativePaths: false,
+    ndxStart: 0,
+  };
+  const enc = new FileListEncoder(fctx);
+  const w = conn.scratch;
+  for (const f of list.files) {
+    enc.encode(f, w);
+    if (w.len >= 32 * 1024) {
+      conn.writeScratch();
+      await conn.maybeFlush();
+    }
+  }
+  const safe = flistSafe(fctx);
+  enc.end(w, list.ioError);
+  const names = new IdNames();
+  encodeIdLists(
+    w,
+    { protocol, preserveUid: opts.owner, preserveGid: opts.group, numericIds: opts.numericIds, incRecurse: false, id0Names: ctx.id0Names },
+    enc.users,
+    enc.groups,
+    { user: names.user(0) ?? "", group: names.group(0) ?? "" },
+  );
+  if (protocol < 30) w.int32(list.ioError);
+  conn.writeScratch();
+  await conn.flush();
+  // Protocol 30 without a safe list end: io_error goes as a message.
+  if (protocol >= 30 && !safe && list.ioError) {
+    const p = new Uint8Array(4);
+    new DataView(p.buffer).setInt32(0, list.ioError, true);
+    await conn.sendMessage(MsgCode.IO_ERROR, p);
+  }
+}

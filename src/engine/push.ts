@@ -1,0 +1,252 @@
+// The client side of a push (main.c client_run for a sender): set-up, the filter list when the
+// receiver wants one, our file list, then send_files and the final goodbye. Transport-agnostic:
+// it runs over any ByteStream to an `rsync --server` receiver.
+import { Writable } from "node:stream";
+import { checksumDigestLength } from "../delta/checksum.js";
+import { MsgCode } from "../protocol/mux.js";
+import type { TransferOptions } from "../protocol/options.js";
+import type { TokenCompression } from "../protocol/token.js";
+import { Writer } from "../protocol/wire.js";
+import { Connection, type ByteStream } from "./connection.js";
+import { TimeoutError } from "./client.js";
+import { AbortedError, IOERR_DEL_LIMIT, IOERR_GENERAL, IOERR_VANISHED } from "./context.js";
+import { emptyStats, type SyncEvents, type TransferStats } from "./events.js";
+import { buildFileList, sendFileList, type BuiltFileList } from "./flist-build.js";
+import { senderFor } from "./sender.js";
+import { checkCompressChoice, clientSetup, startMultiplex, type SetupResult } from "./setup.js";
+
+/** Compressions the sender can encode, in rsync's order (zstd is not available). */
+export const SENDER_COMPRESSIONS: readonly TokenCompression[] = ["lz4", "zlibx", "zlib"];
+
+export interface PushRequest {
+  opts: TransferOptions;
+  /** Local source arguments, as given (trailing slashes matter). */
+  sources: string[];
+  /** Protocol we announce. */
+  protocol: number;
+  events: SyncEvents;
+  signal?: AbortSignal;
+  /** --timeout seconds (0 = never). */
+  timeoutSec?: number;
+  /** Base for relative sources (default: process.cwd()). */
+  cwd?: string;
+}
+
+export interface PushResult {
+  exitCode: number;
+  stats: TransferStats;
+}
+
+/** What the sending side learned from the peer's messages. */
+export interface PeerState {
+  error: boolean;
+  exit: number | undefined;
+  ioError: number;
+}
+
+/** io.c read_msg_buf as a sender sees the peer's messages. */
+export function senderMessages(conn: Connection, events: SyncEvents, peer: PeerState): void {
+  conn.onMessage((code, payload) => {
+    const text = () => Buffer.from(payload).toString("utf8").replace(/\n$/, "");
+    const int = () => (payload.length === 4 ? Buffer.from(payload).readInt32LE(0) : undefined);
+    switch (code) {
+      case MsgCode.INFO:
+      case MsgCode.CLIENT:
+        events.message?.("info", text());
+        break;
+      case MsgCode.WARNING:
+        events.message?.("warning", text());
+        break;
+      case MsgCode.ERROR_XFER:
+      case MsgCode.ERROR:
+      case MsgCode.ERROR_SOCKET:
+      case MsgCode.ERROR_UTF8:
+        peer.error = true;
+        events.message?.("error", text());
+        break;
+      case MsgCode.IO_ERROR:
+        peer.ioError |= int() ?? 0;
+        break;
+      case MsgCode.ERROR_EXIT:
+        peer.exit = int();
+        break;
+      case MsgCode.DELETED: {
+        // log.c log_delete: the receiver tells a client sender what it removed; a
+        // directory's name comes with its trailing NUL.
+        const raw = text();
+        const nul = raw.indexOf("\0");
+        events.deleted?.(nul >= 0 ? raw.slice(0, nul) + "/" : raw);
+        break;
+      }
+      default:
+        // NOOP, DATA keep-alives; SUCCESS/NO_SEND/REDO/STATS concern other roles.
+        break;
+    }
+  });
+}
+
+/** main.c exit_cleanup's rule for a run's own errors. */
+export function exitFor(ioError: number, xferError: boolean): number {
+  if (ioError & IOERR_DEL_LIMIT) return 25;
+  if (ioError & IOERR_VANISHED && !(ioError & IOERR_GENERAL) && !xferError) return 24;
+  if (ioError & (IOERR_GENERAL | IOERR_VANISHED) || xferError) return 23;
+  return 0;
+}
+
+/** --bwlimit: a token bucket in front of the peer's input (io.c sleep_for_bwlimit). */
+export class BandwidthLimiter extends Writable {
+  private readonly rate: number;
+  private readonly piece: number;
+  private readonly started = Date.now();
+  private sent = 0;
+
+  constructor(
+    private readonly out: Writable,
+    kibPerSec: number,
+  ) {
+    super({ highWaterMark: 64 * 1024 });
+    this.rate = kibPerSec * 1024;
+    this.piece = Math.max(1024, Math.floor(this.rate / 10));
+    out.on("error", (e) => this.destroy(e));
+    out.on("close", () => {
+      if (!this.destroyed) this.destroy();
+    });
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
+    void this.pass(chunk).then(() => cb(), cb);
+  }
+
+  private async pass(chunk: Buffer): Promise<void> {
+    for (let off = 0; off < chunk.length; off += this.piece) {
+      const part = chunk.subarray(off, Math.min(chunk.length, off + this.piece));
+      // Where the clock should be after these bytes at the allowed rate.
+      const due = this.started + ((this.sent + part.length) * 1000) / this.rate;
+      const wait = due - Date.now();
+      if (wait > 10) await new Promise((r) => setTimeout(r, wait));
+      this.sent += part.length;
+      if (!this.out.write(part)) await new Promise<void>((r) => this.out.once("drain", r));
+    }
+  }
+
+  override _final(cb: (e?: Error | null) => void): void {
+    this.out.end(cb);
+  }
+}
+
+/** The stream with --bwlimit applied to what we write. */
+export function limitedStream(stream: ByteStream, opts: TransferOptions): ByteStream {
+  if (!opts.bwlimit || opts.bwlimit <= 0) return stream;
+  return { input: stream.input, output: new BandwidthLimiter(stream.output, opts.bwlimit) };
+}
+
+/** Refusals shared by the sending roles (before anything is started). */
+export function checkSenderOptions(opts: TransferOptions): string | undefined {
+  if (opts.filters.length > 0) return "filter rules (--exclude/--include/--filter) are not supported by krsync's sender yet";
+  if (opts.relative) return "--relative is not supported by krsync's sender yet";
+  try {
+    checkCompressChoice(opts, SENDER_COMPRESSIONS);
+  } catch (e) {
+    return (e as Error).message;
+  }
+  return undefined;
+}
+
+/** Fail the connection when nothing moves for --timeout seconds. */
+export function watchTimeout(conn: Connection, timeoutSec: number | undefined, who: string): () => void {
+  if (!timeoutSec || timeoutSec <= 0) return () => {};
+  const limit = timeoutSec * 1000;
+  const timer = setInterval(() => {
+    if (Date.now() - conn.lastActivity > limit) conn.fail(new TimeoutError(`[${who}] io timeout after ${timeoutSec} seconds -- exiting`));
+  }, Math.min(1000, limit));
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+/** Build and send the file list; returns it with its wire size in the stats. */
+export async function sendList(
+  conn: Connection,
+  setup: SetupResult,
+  req: { opts: TransferOptions; sources: string[]; events: SyncEvents; cwd?: string | undefined },
+  stats: TransferStats,
+): Promise<BuiltFileList> {
+  const { protocol } = setup;
+  const checksumLength = checksumDigestLength(setup.sums.file);
+  const list = await buildFileList(
+    req.sources,
+    { protocol, opts: req.opts, fileSum: setup.sums.file, events: req.events, ...(req.cwd ? { cwd: req.cwd } : {}) },
+    checksumLength,
+  );
+  const t0 = Date.now();
+  const before = conn.bytesOut;
+  await sendFileList(list, {
+    conn,
+    protocol,
+    compatFlags: setup.compat?.flags ?? 0,
+    opts: req.opts,
+    checksumLength,
+    id0Names: setup.compat?.id0Names ?? false,
+  });
+  stats.flistSize = conn.bytesOut - before;
+  stats.flistBuildTime = list.buildTimeMs;
+  stats.flistXferTime = Math.max(0, Date.now() - t0);
+  stats.totalSize = list.totalSize;
+  countFiles(list, stats);
+  req.events.fileList?.(list.files.length);
+  return list;
+}
+
+function countFiles(list: BuiltFileList, stats: TransferStats): void {
+  for (const f of list.files) {
+    stats.numFiles++;
+    const t = f.mode & 0o170000;
+    if (t === 0o040000) stats.numDirs++;
+    else if (t === 0o100000) stats.numRegFiles++;
+    else if (t === 0o120000) stats.numSymlinks++;
+    else if (t === 0o020000 || t === 0o060000) stats.numDevices++;
+    else stats.numSpecials++;
+  }
+}
+
+export async function runPush(stream: ByteStream, req: PushRequest): Promise<PushResult> {
+  const started = Date.now();
+  const { opts } = req;
+  const conn = new Connection(limitedStream(stream, opts));
+  const stop = watchTimeout(conn, req.timeoutSec, "sender");
+  const abort = () => conn.fail(new AbortedError());
+  req.signal?.addEventListener("abort", abort, { once: true });
+  try {
+    const stats = emptyStats();
+    const setup = await clientSetup(conn, { protocol: req.protocol, opts, compressions: SENDER_COMPRESSIONS });
+    const { protocol } = setup;
+    stats.protocol = protocol;
+    const peer: PeerState = { error: false, exit: undefined, ioError: 0 };
+    senderMessages(conn, req.events, peer);
+    startMultiplex(conn, "client-sender", protocol);
+
+    // exclude.c send_filter_list: a client sender sends (our empty) rules only when the
+    // receiver wants them for deletions.
+    if (opts.delete && (!opts.deleteExcluded || protocol >= 29)) {
+      conn.write(new Writer(4).int32(0).take());
+    }
+    const list = await sendList(conn, setup, req, stats);
+
+    const sender = senderFor(conn, setup, list, { opts, events: req.events, stats, amServer: false, signal: req.signal });
+    await sender.run();
+    // main.c handle_stats: a client sender neither sends nor reads stats.
+    await sender.finish();
+    stats.totalRead = conn.bytesIn;
+    stats.totalWritten = conn.bytesOut;
+    stats.elapsedMs = Date.now() - started;
+    await conn.end();
+    req.events.stats?.(stats);
+    const sctx = sender.ctx;
+    let exitCode = exitFor(sctx.ioError | peer.ioError, sctx.xferError);
+    if (exitCode === 0 && peer.error) exitCode = 23;
+    if (exitCode === 0 && peer.exit !== undefined && peer.exit !== 0) exitCode = peer.exit;
+    return { exitCode, stats };
+  } finally {
+    stop();
+    req.signal?.removeEventListener("abort", abort);
+  }
+}

@@ -1,0 +1,121 @@
+// The krsync command as a user runs it (the built CLI, dist/cli/main.js), next to native rsync
+// with the same arguments: exit codes, what is printed, dry runs, the built-in example.
+import { mkdirSync, readFileSync, writeFileSync, existsSync, readdirSync, utimesSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { rsyncPath, tmpDir } from "./helpers/env.js";
+import { FAKE_HOST, rshArg, runRsync } from "./helpers/rsync.js";
+import { diffSnapshots, snapshotTree } from "./helpers/snapshot.js";
+
+const CLI = ["node", join(import.meta.dirname, "..", "dist", "cli", "main.js")];
+const krsync = (args: string[]) => runRsync(args, { bin: CLI });
+const native = (args: string[]) => runRsync(args);
+const remote = ["-e", rshArg(), `--rsync-path=${rsyncPath}`];
+
+function smallTree(dir: string, variant: number): void {
+  mkdirSync(join(dir, "sub", "deep"), { recursive: true });
+  writeFileSync(join(dir, "a.txt"), "alpha\n".repeat(100 + variant));
+  writeFileSync(join(dir, "sub", "b.bin"), Buffer.alloc(20000, variant));
+  writeFileSync(join(dir, "sub", "deep", "c"), "c");
+  if (variant) writeFileSync(join(dir, "new.txt"), "new");
+  else writeFileSync(join(dir, "gone.txt"), "old");
+  // Past directory mtimes: rsync leaves a directory alone when only the sub-second part of
+  // its mtime differs, which a tree made this very second would hit.
+  for (const d of ["sub/deep", "sub", "."]) utimesSync(join(dir, d), 1_600_000_000 + variant, 1_600_000_000 + variant);
+}
+
+describe("krsync CLI", () => {
+  it("--version and --help exit 0", async () => {
+    const v = await krsync(["--version"]);
+    expect(v.code).toBe(0);
+    expect(v.stdout).toMatch(/krsync version/);
+    const h = await krsync(["--help"]);
+    expect(h.code).toBe(0);
+    expect(h.stdout).toMatch(/--delete/);
+  });
+
+  it("an unknown option is a syntax error (exit 1) in rsync's words", async () => {
+    const k = await krsync(["--no-such-option", "a", "b"]);
+    const n = await native(["--no-such-option", "a", "b"]);
+    expect(k.code).toBe(1);
+    expect(n.code).toBe(1);
+    expect(k.stderr).toContain("--no-such-option: unknown option");
+    expect(k.stderr).toMatch(/krsync error: syntax or usage error \(code 1\)/);
+  });
+
+  it("a missing remote path gives rsync's partial-transfer exit (23) and the remote's message", async () => {
+    const w = tmpDir("cli-");
+    const args = [...remote, "-a", `${FAKE_HOST}:${w}/does-not-exist/`, `${w}/dst/`];
+    const k = await krsync(args);
+    const n = await native(args);
+    expect(n.code).toBe(23);
+    expect(k.code).toBe(23);
+    expect(k.stderr).toMatch(/does-not-exist.*No such file or directory/);
+  });
+
+  it("a remote command that does not exist exits 127 with one clear line", async () => {
+    const w = tmpDir("cli-");
+    const k = await krsync(["-e", rshArg(), "--rsync-path=/nonexistent/rsync", "-a", `${FAKE_HOST}:${w}/`, `${w}/dst/`]);
+    expect(k.code).toBe(127);
+    expect(k.stderr).toMatch(/krsync: connection unexpectedly closed \(0 bytes received so far\)/);
+    expect(existsSync(join(w, "dst"))).toBe(false);
+  });
+
+  it("-n changes nothing and lists what would change, like rsync -n", async () => {
+    const w = tmpDir("cli-");
+    smallTree(join(w, "src"), 1);
+    smallTree(join(w, "old"), 0);
+    for (const d of ["k", "n"]) await native(["-a", `${w}/old/`, `${w}/${d}/`]);
+    const before = snapshotTree(join(w, "k"));
+    const args = (d: string) => [...remote, "-ain", "--delete", `${FAKE_HOST}:${w}/src/`, `${w}/${d}/`];
+    const k = await krsync(args("k"));
+    const n = await native(args("n"));
+    expect(k.code, k.stderr).toBe(0);
+    expect(n.code).toBe(0);
+    expect(diffSnapshots(before, snapshotTree(join(w, "k")))).toEqual([]);
+    const lines = (s: string) => s.split("\n").filter((l) => l.trim() !== "").sort();
+    expect(lines(k.stdout)).toEqual(lines(n.stdout));
+  });
+
+  it("-i itemizes a delta pull as rsync does", async () => {
+    const w = tmpDir("cli-");
+    smallTree(join(w, "src"), 1);
+    smallTree(join(w, "old"), 0);
+    for (const d of ["k", "n"]) await native(["-a", `${w}/old/`, `${w}/${d}/`]);
+    const args = (d: string) => [...remote, "-ai", "--delete", `${FAKE_HOST}:${w}/src/`, `${w}/${d}/`];
+    const k = await krsync(args("k"));
+    const n = await native(args("n"));
+    expect(k.code, k.stderr).toBe(0);
+    const lines = (s: string) => s.split("\n").filter((l) => l.trim() !== "").sort();
+    expect(lines(k.stdout)).toEqual(lines(n.stdout));
+    expect(diffSnapshots(snapshotTree(join(w, "n")), snapshotTree(join(w, "k")), { mtimeMicros: true })).toEqual([]);
+  });
+
+  it("--stats reports the same transfer figures as rsync", async () => {
+    const w = tmpDir("cli-");
+    smallTree(join(w, "src"), 1);
+    const args = (d: string) => [...remote, "-a", "--stats", `${FAKE_HOST}:${w}/src/`, `${w}/${d}/`];
+    const k = await krsync(args("k"));
+    const n = await native(args("n"));
+    const field = (s: string, name: string) => new RegExp(`^${name}: (.*)$`, "m").exec(s)?.[1];
+    for (const f of ["Number of files", "Number of regular files transferred", "Total file size", "Total transferred file size", "Literal data", "Matched data"]) {
+      expect(field(k.stdout, f), f).toBe(field(n.stdout, f));
+    }
+  });
+
+  it("the README's example runs (npm run example)", async () => {
+    const r = await krsync(["--example"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/deleting stale\.txt/);
+    expect(r.stdout).toMatch(/Matched data/);
+  });
+
+  it("a single remote file can be pulled to a new name", async () => {
+    const w = tmpDir("cli-");
+    smallTree(join(w, "src"), 0);
+    const k = await krsync([...remote, "-a", `${FAKE_HOST}:${w}/src/a.txt`, `${w}/copy.txt`]);
+    expect(k.code, k.stderr).toBe(0);
+    expect(readFileSync(join(w, "copy.txt"), "utf8")).toBe(readFileSync(join(w, "src", "a.txt"), "utf8"));
+    expect(readdirSync(w).sort()).toEqual(["copy.txt", "src"]);
+  });
+});
