@@ -70,9 +70,6 @@ export async function sync(o: SyncOptions): Promise<SyncResult> {
       throw new SyncError("all remote sources must be on the same host", RERR_SYNTAX);
     }
   }
-  if (opts.delete && opts.filters.length > 0) {
-    throw new SyncError("--delete together with filter rules is not supported by krsync yet", RERR_UNSUPPORTED);
-  }
   const protocol = opts.protocol ?? MAX_PROTOCOL;
   const remotePaths = sources.map((s) => (s as Extract<Location, { kind: "shell" }>).path || ".");
   // Incremental recursion is not offered yet: the whole file list comes first.
@@ -183,9 +180,6 @@ async function kubePull(sources: Location[], opts: TransferOptions, o: SyncOptio
     }
   }
   if (o.kube?.allPods) throw new SyncError("--all-pods is for pushing to every pod of a workload; a pull reads from one pod", RERR_SYNTAX);
-  if (opts.delete && opts.filters.length > 0) {
-    throw new SyncError("--delete together with filter rules is not supported by krsync yet", RERR_UNSUPPORTED);
-  }
   const protocol = opts.protocol ?? MAX_PROTOCOL;
   const remotePaths = sources.map((s) => (s as Extract<Location, { kind: "kube" }>).path || ".");
   // exec passes argv words as they are (no remote shell): no backslash escapes, no globbing.

@@ -690,7 +690,6 @@ describe("names outside what was requested", () => {
     {
       opts: ["-a", "--exclude=*.secret"],
       prepare: (sc) => writeFileSync(join(sc.dest, "old.secret"), "mine\n"),
-      knownBug: "the receiver does not check received names against its own filter rules",
     },
   );
 });

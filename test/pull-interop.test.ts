@@ -90,6 +90,10 @@ describe("pull options against native rsync (protocol 32)", () => {
     ["-I", ["-aHI"]],
     ["--numeric-ids", ["-aH", "--numeric-ids"]],
     ["no -H", ["-a"]],
+    ["--exclude (protects from --delete)", ["-aH", "--exclude=*.bin", "--exclude=deep/", "--exclude=/work"]],
+    ["--include/--exclude", ["-aH", "--include=*/", "--include=*.txt", "--exclude=*"]],
+    ["--delete-excluded", ["-aH", "--exclude=*.txt", "--delete-excluded"]],
+    ["-F with a .rsync-filter", ["-aHF"]],
     ...["md4", "md5", "sha1", "xxh64", "xxh3", "xxh128"].map((c): [string, string[]] => [`--cc=${c}`, ["-aH", `--cc=${c}`]]),
   ];
   it.each(cases)("%s: delta pull over the base copy equals native rsync's", async (_name, args) => {

@@ -20,6 +20,8 @@ import { Generator, type GeneratorWaits } from "./generator.js";
 import { OwnerMap } from "./owners.js";
 import { runReceiver } from "./receiver.js";
 import { checkRequestedNames } from "./requested.js";
+import { FilterList, parseFilterRules, wireFilterRuleBytes } from "../protocol/filter.js";
+import { readFileSync } from "node:fs";
 import { clientSetup, startMultiplex } from "./setup.js";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
@@ -143,13 +145,14 @@ async function pull(conn: Connection, req: PullRequest, started: number): Promis
   let noSend: (ndx: number) => void = () => {};
   startMultiplex(conn, "client-receiver", protocol);
 
-  // exclude.c send_filter_list: the receiver always sends its rules.
+  // exclude.c send_filter_list: the receiver sends the rules meant for the sender.
+  const rules = parseFilterRules(opts.filters, { deleteExcluded: opts.deleteExcluded, protocol, readFile: readMergeFile });
   const fw = new Writer();
-  for (const rule of opts.filters) {
-    const b = Buffer.from(rule);
-    fw.int32(b.length).bytes(b);
+  const wireRules = wireFilterRuleBytes(rules, protocol, { role: "receiver", deleteMode: opts.delete, deleteExcluded: opts.deleteExcluded });
+  if (wireRules) {
+    for (const b of wireRules) fw.int32(b.length).bytes(b);
+    fw.int32(0);
   }
-  fw.int32(0);
   conn.write(fw.take());
   await conn.flush();
 
@@ -215,6 +218,24 @@ async function pull(conn: Connection, req: PullRequest, started: number): Promis
   }
 
   const { root, localName } = await localDestination(req.destination, files, opts, req.events);
+  // The receiver's own view of the rules: they protect names from --delete, and no name the
+  // sender was told to exclude may arrive (flist.c "rejecting excluded file-list name").
+  const filters =
+    rules.length > 0
+      ? new FilterList(rules, "receiver", {
+          deleteExcluded: opts.deleteExcluded,
+          protocol,
+          rootDir: root,
+          readMergeFile: (p) => readMergeFile(path.isAbsolute(p) ? p : path.join(root, p)),
+        })
+      : null;
+  if (filters && !filters.trustSender) {
+    for (const f of files) {
+      if (f && f.name !== "." && filters.checkSentRules(f.name, isDir(f.mode)) === "exclude") {
+        throw new ProtocolError(`rejecting excluded file-list name: ${f.name}`, 4);
+      }
+    }
+  }
   const ctx: ReceiveContext = {
     conn,
     protocol,
@@ -240,6 +261,7 @@ async function pull(conn: Connection, req: PullRequest, started: number): Promis
     temps: new Set(),
     hlinkLeader: opts.hardLinks ? hardLinkLeaders(files, protocol) : new Map(),
     sentHeads: new Map(),
+    filters,
   };
   ctxBox.ctx = ctx;
 
@@ -389,4 +411,14 @@ function hardLinkLeaders(files: (FileEntry | null)[], protocol: number): Map<num
 
 export class DestinationSelectError extends Error {
   readonly exitCode = 3;
+}
+
+/** A merge file, or null when there is none (exclude.c parse_filter_file). */
+function readMergeFile(p: string): Uint8Array | null {
+  try {
+    return readFileSync(p);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw e;
+  }
 }

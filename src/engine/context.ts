@@ -4,6 +4,7 @@ import type { ChecksumType } from "../delta/checksum.js";
 import type { FileEntry } from "../protocol/fileentry.js";
 import type { NdxReader, NdxWriter } from "../protocol/ndx.js";
 import type { TransferOptions } from "../protocol/options.js";
+import type { FilterList } from "../protocol/filter.js";
 import type { SumHead } from "../protocol/sumhead.js";
 import type { TokenCompression, TokenReader } from "../protocol/token.js";
 import type { Connection } from "./connection.js";
@@ -48,6 +49,8 @@ export interface ReceiveContext {
   hlinkLeader: Map<number, number>;
   /** The connection's token reader (token.c keeps its state across files). */
   tokenReader?: TokenReader;
+  /** The receiver's filter rules (--delete protection), or null without rules. */
+  filters: FilterList | null;
   /** The sum head the generator sent for each requested file: the sender must echo it. */
   sentHeads: Map<number, SumHead>;
 }

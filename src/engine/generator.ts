@@ -593,19 +593,29 @@ export class Generator {
       return;
     }
     const keep = this.children.get(dir) ?? new Set<string>();
+    const filters = ctx.filters;
+    // exclude.c change_local_filter_dir: this directory's rules (and its dir-merge files).
+    filters?.changeDir(dir, dir === "" ? 0 : dir.split("/").length);
     names.sort();
     for (const n of names) {
       if (keep.has(n)) continue;
       const rel = dir ? `${dir}/${n}` : n;
       if (ctx.temps.has(rel)) continue;
+      if (filters) {
+        const st = ctx.dest.lstat(rel);
+        // An excluded name is protected from deletion (unless --delete-excluded).
+        if (st && filters.check(rel, isDir(st.mode)) === "exclude") continue;
+      }
       await this.deleteItem(rel);
     }
   }
 
-  private async deleteItem(rel: string): Promise<void> {
+  private async deleteItem(rel: string, inside = false): Promise<void> {
     const { ctx } = this;
     const st = ctx.dest.lstat(rel);
     if (!st) return;
+    // Inside a directory being deleted, perishable rules no longer protect (delete.c).
+    if (inside && ctx.filters?.check(rel, isDir(st.mode), true) === "exclude") return;
     if (isDir(st.mode)) {
       let inner: string[] = [];
       try {
@@ -614,11 +624,16 @@ export class Generator {
         /* unreadable: rmdir below reports it */
       }
       inner.sort();
-      for (const n of inner) await this.deleteItem(`${rel}/${n}`);
+      for (const n of inner) await this.deleteItem(`${rel}/${n}`, true);
       if (!ctx.opts.dryRun) {
         try {
           fs.rmdirSync(ctx.dest.abs(rel));
         } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === "ENOTEMPTY" && ctx.filters) {
+            // It still holds protected names: delete.c says so and moves on.
+            ctx.events.message?.("info", `cannot delete non-empty directory: ${rel}`);
+            return;
+          }
           reportError(ctx, `krsync: delete_file: rmdir(${rel}) failed: ${(e as Error).message}`);
           return;
         }

@@ -70,15 +70,16 @@ const CLASSES: ReadonlyMap<string, (c: number) => boolean> = new Map([
 ]);
 
 /** wildmatch.c dowild over one (already joined) text; 0 stands for the end of either string. */
+const at = (s: string, i: number): number => (i < s.length ? s.charCodeAt(i) : 0);
+
 function dowild(p: string, pi: number, t: string, ti: number): number {
-  const pat = (i: number): number => (i < p.length ? p.charCodeAt(i) : 0);
   for (; pi < p.length; ti++, pi++) {
     let pCh = p.charCodeAt(pi);
     if (ti >= t.length && pCh !== STAR) return ABORT_ALL;
     const tCh = ti < t.length ? t.charCodeAt(ti) : 0;
     if (pCh === 0x5c) {
       // '\': the next pattern byte is literal (a trailing '\' matches nothing)
-      pCh = pat(++pi);
+      pCh = at(p, ++pi);
       if (tCh !== pCh) return FALSE;
       continue;
     }
@@ -89,8 +90,8 @@ function dowild(p: string, pi: number, t: string, ti: number): number {
     }
     if (pCh === STAR) {
       let special: boolean;
-      if (pat(++pi) === STAR) {
-        while (pat(++pi) === STAR) {}
+      if (at(p, ++pi) === STAR) {
+        while (at(p, ++pi) === STAR) {}
         special = true;
       } else special = false;
       if (pi >= p.length) {
@@ -108,28 +109,28 @@ function dowild(p: string, pi: number, t: string, ti: number): number {
     }
     if (pCh === 0x5b) {
       // '[' ... ']'
-      pCh = pat(++pi);
+      pCh = at(p, ++pi);
       if (pCh === 0x5e) pCh = 0x21; // '^' is '!'
       const negated = pCh === 0x21;
-      if (negated) pCh = pat(++pi);
+      if (negated) pCh = at(p, ++pi);
       let prev = 0;
       let matched = false;
       for (;;) {
         if (pCh === 0) return ABORT_ALL;
         if (pCh === 0x5c) {
-          pCh = pat(++pi);
+          pCh = at(p, ++pi);
           if (pCh === 0) return ABORT_ALL;
           if (tCh === pCh) matched = true;
-        } else if (pCh === 0x2d && prev !== 0 && pat(pi + 1) !== 0 && pat(pi + 1) !== 0x5d) {
+        } else if (pCh === 0x2d && prev !== 0 && at(p, pi + 1) !== 0 && at(p, pi + 1) !== 0x5d) {
           // a range prev-next
-          pCh = pat(++pi);
+          pCh = at(p, ++pi);
           if (pCh === 0x5c) {
-            pCh = pat(++pi);
+            pCh = at(p, ++pi);
             if (pCh === 0) return ABORT_ALL;
           }
           if (tCh <= pCh && tCh >= prev) matched = true;
           pCh = 0; // the byte after a range starts afresh
-        } else if (pCh === 0x5b && pat(pi + 1) === 0x3a) {
+        } else if (pCh === 0x5b && at(p, pi + 1) === 0x3a) {
           // "[:class:]"
           const s = pi + 2;
           pi = s;
@@ -149,7 +150,7 @@ function dowild(p: string, pi: number, t: string, ti: number): number {
           }
         } else if (tCh === pCh) matched = true;
         prev = pCh;
-        pCh = pat(++pi);
+        pCh = at(p, ++pi);
         if (pCh === 0x5d) break;
       }
       if (matched === negated || tCh === SLASH) return FALSE;
@@ -178,7 +179,7 @@ function trailingElements(t: string, count: number): number {
  * the trailing `where` elements, where < 0 at the start or after any '/'.
  */
 export function wildmatchArray(pattern: string, texts: readonly string[], where: number): boolean {
-  const t = texts.join("");
+  const t = texts.length === 1 ? texts[0]! : texts.join("");
   let ti = 0;
   if (where > 0) {
     ti = trailingElements(t, where);
