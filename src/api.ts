@@ -118,18 +118,9 @@ async function push(sources: Extract<Location, { kind: "local" }>[], dest: Locat
         timeoutSec: opts.timeout,
       },
     );
-    const exit = await transport.exited();
-    let code = result.exitCode;
-    if (code === 0 && exit.code !== null && exit.code !== 0) code = exit.code;
-    return { exitCode: code, stats: result.stats };
+    return await finished(transport, result);
   } catch (e) {
-    // A peer that hit an error of its own exits with its code: give it a moment to say it.
-    let exit = await Promise.race([transport.exited(), delay(500).then(() => null)]);
-    if (!exit) {
-      transport.kill();
-      exit = await Promise.race([transport.exited(), delay(3000).then(() => ({ code: null, signal: null }))]);
-    }
-    throw toSyncError(e, exit.code, transport.describeFailure(), "sender");
+    throw await failed(transport, e, "sender");
   }
 }
 
@@ -211,19 +202,28 @@ async function runOverTransport(
         requested,
       },
     );
-    const exit = await transport.exited();
-    let code = result.exitCode;
-    if (code === 0 && exit.code !== null && exit.code !== 0) code = exit.code;
-    return { exitCode: code, stats: result.stats };
+    return await finished(transport, result);
   } catch (e) {
-    // A peer that hit an error of its own exits with its code: give it a moment to say it.
-    let exit = await Promise.race([transport.exited(), delay(500).then(() => null)]);
-    if (!exit) {
-      transport.kill();
-      exit = await Promise.race([transport.exited(), delay(3000).then(() => ({ code: null, signal: null }))]);
-    }
-    throw toSyncError(e, exit.code, transport.describeFailure());
+    throw await failed(transport, e, "receiver");
   }
+}
+
+/** A run that ended by the protocol: the peer's own non-zero exit counts too. */
+async function finished(transport: Transport, result: { exitCode: number; stats: TransferStats }): Promise<SyncResult> {
+  const exit = await transport.exited();
+  let code = result.exitCode;
+  if (code === 0 && exit.code !== null && exit.code !== 0) code = exit.code;
+  return { exitCode: code, stats: result.stats };
+}
+
+/** A run that failed: the peer is given a moment to exit with its own code, then stopped. */
+async function failed(transport: Transport, e: unknown, role: "receiver" | "sender"): Promise<SyncError> {
+  let exit = await Promise.race([transport.exited(), delay(500).then(() => null)]);
+  if (!exit) {
+    transport.kill();
+    exit = await Promise.race([transport.exited(), delay(3000).then(() => ({ code: null, signal: null }))]);
+  }
+  return toSyncError(e, exit.code, transport.describeFailure(), role);
 }
 
 function toSyncError(e: unknown, remoteCode: number | null, failure: string, role: "receiver" | "sender" = "receiver"): SyncError {

@@ -4,10 +4,10 @@
 import * as fs from "node:fs";
 import { createFileSummer } from "../delta/checksum.js";
 import { isReg } from "../protocol/fileentry.js";
-import { NDX_DEL_STATS, NDX_DONE } from "../protocol/ndx.js";
+import { NDX_DEL_STATS, NDX_DONE, readDelStats } from "../protocol/ndx.js";
 import { readSumHead, type SumHead } from "../protocol/sumhead.js";
 import { createTokenReader } from "../protocol/token.js";
-import { Cursor, ProtocolError } from "../protocol/wire.js";
+import { ProtocolError } from "../protocol/wire.js";
 import { fdTarget, setAttrs, wantedMode, wantedOwner } from "./attrs.js";
 import { destName, reportError, throwIfAborted, type ReceiveContext } from "./context.js";
 import { ITEM_BASIS_TYPE_FOLLOWS, ITEM_MISSING_DATA, ITEM_TRANSFER, ITEM_XNAME_FOLLOWS } from "./itemize.js";
@@ -29,17 +29,6 @@ export interface ReceiverResult {
   totalSize: number;
   flistBuildTime: number;
   flistXferTime: number;
-}
-
-/** io.c read_del_stats: the peer's deletion counts (forwarded by a sender). */
-function readDelStats(c: Cursor): number[] {
-  const start = c.pos;
-  try {
-    return [c.varint(), c.varint(), c.varint(), c.varint(), c.varint()];
-  } catch (e) {
-    c.pos = start;
-    throw e;
-  }
 }
 
 /** Reads one index from the sender, skipping deletion stats (rsync.c read_ndx_and_attrs). */

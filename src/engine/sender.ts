@@ -11,7 +11,7 @@ import { sumHeadFileLength } from "../delta/sumsizes.js";
 import { isDir, isLink, isDevice, isSpecial, isReg } from "../protocol/fileentry.js";
 import { MAXPATHLEN } from "../protocol/flist-names.js";
 import { MsgCode } from "../protocol/mux.js";
-import { NDX_DEL_STATS, NDX_DONE, NdxReader, NdxWriter } from "../protocol/ndx.js";
+import { NDX_DEL_STATS, NDX_DONE, NdxReader, NdxWriter, readDelStats } from "../protocol/ndx.js";
 import type { TransferOptions } from "../protocol/options.js";
 import { readSumHead, writeSumHead, type SumHead } from "../protocol/sumhead.js";
 import { createTokenWriter, type TokenCompression, type TokenWriter } from "../protocol/token.js";
@@ -59,16 +59,6 @@ export interface SenderContext {
   signal?: AbortSignal | undefined;
 }
 
-/** io.c read_del_stats: the generator's deletion counts. Restartable. */
-function readDelStats(c: Cursor): number[] {
-  const start = c.pos;
-  try {
-    return [c.varint(), c.varint(), c.varint(), c.varint(), c.varint()];
-  } catch (e) {
-    c.pos = start;
-    throw e;
-  }
-}
 
 /** io.c read_vstring, bounded by MAXPATHLEN. Restartable. */
 function readXname(c: Cursor): Uint8Array {

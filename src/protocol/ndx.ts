@@ -84,3 +84,15 @@ export class NdxWriter {
     }
   }
 }
+
+/** io.c read_del_stats: the deletion counts after NDX_DEL_STATS (files, dirs, symlinks,
+ *  devices, specials). Restartable. */
+export function readDelStats(c: Cursor): number[] {
+  const start = c.pos;
+  try {
+    return [c.varint(), c.varint(), c.varint(), c.varint(), c.varint()];
+  } catch (e) {
+    c.pos = start;
+    throw e;
+  }
+}
