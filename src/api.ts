@@ -91,12 +91,34 @@ export async function sync(o: SyncOptions): Promise<SyncResult> {
 async function push(sources: Extract<Location, { kind: "local" }>[], dest: Location, opts: TransferOptions, o: SyncOptions): Promise<SyncResult> {
   const refusal = checkSenderOptions(opts);
   if (refusal) throw new SyncError(refusal, RERR_UNSUPPORTED);
+  const protocol = opts.protocol ?? MAX_PROTOCOL;
+  const remotePaths = [dest.kind === "local" ? dest.path : ("path" in dest ? dest.path : "") || "."];
+  if (dest.kind === "kube") {
+    // exec passes argv words as they are (no remote shell): no backslash escapes.
+    const args = serverArgs({ ...opts, incRecursive: false }, { amSender: true, protocol, remotePaths, quoting: "none" });
+    if (!o.kube?.allPods) return pushOver(await kubeTransport(dest, args, opts, o), sources, opts, protocol, o);
+    // --all-pods: every Ready pod of the workload's newest revision, one after the other.
+    const { resolveKubeTarget } = await import("./kube/index.js");
+    let pods;
+    try {
+      ({ pods } = await resolveKubeTarget(dest, { kube: o.kube, env: o.env, signal: o.signal, allPods: true }));
+    } catch (e) {
+      const err = e as Error & { exitCode?: number };
+      throw new SyncError(err.message, typeof err.exitCode === "number" ? err.exitCode : RERR_STARTCLIENT);
+    }
+    let worst: SyncResult | undefined;
+    for (let i = 0; i < pods.length; i++) {
+      if (opts.verbose > 0) o.events?.message?.("info", `pushing to pod ${pods[i]!.pod}`);
+      const r = await pushOver(await kubeTransport(dest, args, opts, o, i), sources, opts, protocol, o);
+      if (!worst || r.exitCode > worst.exitCode) worst = r;
+    }
+    return worst!;
+  }
   if (dest.kind !== "shell") {
     throw new SyncError(`pushing to a ${dest.kind} destination is not supported by krsync yet`, RERR_UNSUPPORTED);
   }
-  const protocol = opts.protocol ?? MAX_PROTOCOL;
   // The remote side is a receiver: no --sender; no incremental recursion is offered.
-  const args = serverArgs({ ...opts, incRecursive: false }, { amSender: true, protocol, remotePaths: [dest.path || "."] });
+  const args = serverArgs({ ...opts, incRecursive: false }, { amSender: true, protocol, remotePaths });
   const argv = remoteShellArgv({
     rsh: opts.rsh,
     env: o.env ?? process.env,
@@ -105,7 +127,16 @@ async function push(sources: Extract<Location, { kind: "local" }>[], dest: Locat
     rsyncPath: opts.rsyncPath,
     serverArgs: args,
   });
-  const transport = new SpawnedTransport(argv, { env: o.env ?? process.env });
+  return pushOver(new SpawnedTransport(argv, { env: o.env ?? process.env }), sources, opts, protocol, o);
+}
+
+async function pushOver(
+  transport: Transport,
+  sources: Extract<Location, { kind: "local" }>[],
+  opts: TransferOptions,
+  protocol: number,
+  o: SyncOptions,
+): Promise<SyncResult> {
   try {
     const result = await runPush(
       { input: transport.input, output: transport.output },
@@ -146,7 +177,13 @@ async function localCopy(sources: Extract<Location, { kind: "local" }>[], opts: 
 // ---- Kubernetes: a pull from [NS/]TYPE/NAME:PATH (src/kube) ----
 
 /** The transport to an rsync server in the target's container (exec via the API or kubectl). */
-async function kubeTransport(loc: Extract<Location, { kind: "kube" }>, args: string[], opts: TransferOptions, o: SyncOptions): Promise<Transport> {
+async function kubeTransport(
+  loc: Extract<Location, { kind: "kube" }>,
+  args: string[],
+  opts: TransferOptions,
+  o: SyncOptions,
+  podIndex?: number,
+): Promise<Transport> {
   // Loaded only for Kubernetes targets: client-node is heavy to import.
   const { openKubeTransport } = await import("./kube/index.js");
   try {
@@ -156,6 +193,7 @@ async function kubeTransport(loc: Extract<Location, { kind: "kube" }>, args: str
       env: o.env,
       signal: o.signal,
       notice: (text) => o.events?.message?.("warning", text),
+      ...(podIndex !== undefined ? { podIndex } : {}),
     });
   } catch (e) {
     const err = e as Error & { exitCode?: number };

@@ -32,6 +32,8 @@ export interface KubeTransportOptions {
   notice?: (text: string) => void;
   /** Remote stderr once rsync runs (default: our stderr). */
   stderr?: (chunk: Buffer) => void;
+  /** With --all-pods: which of the workload's Ready pods (in the resolver's order). */
+  podIndex?: number;
 }
 
 /** What was done to get the stream (for reports and tests). */
@@ -148,8 +150,9 @@ export async function resolveKubeTarget(
  */
 export async function openKubeTransport(target: KubeTarget, serverArgs: readonly string[], o: KubeTransportOptions): Promise<KubeTransport> {
   const env = o.env ?? process.env;
-  const { cfg, rest, pods } = await resolveKubeTarget(target, o);
-  const pick = pods[0]!;
+  const { cfg, rest, pods } = await resolveKubeTarget(target, o.podIndex !== undefined ? { ...o, allPods: true } : o);
+  const pick = pods[o.podIndex ?? 0];
+  if (!pick) throw new KubeError(`pod ${(o.podIndex ?? 0) + 1} of ${describeKubeTarget(target)} is gone`);
   const choice = chooseTransport(cfg, env);
   const kubectl = kubectlCommand(o.kube, env);
   const set = availableBinaries(binaryDir(env));
@@ -232,4 +235,8 @@ export async function openKubeTransport(target: KubeTarget, serverArgs: readonly
   } finally {
     o.signal?.removeEventListener("abort", onAbort);
   }
+}
+
+function describeKubeTarget(t: KubeTarget): string {
+  return `${t.namespace ? t.namespace + "/" : ""}${t.type}/${t.name}`;
 }
