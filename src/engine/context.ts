@@ -12,10 +12,8 @@ import type { Destination } from "./destination.js";
 import type { SyncEvents, TransferStats } from "./events.js";
 import type { OwnerMap } from "./owners.js";
 
-// rsync.h IOERR_* bits of io_error, and how they end the run.
-export const IOERR_GENERAL = 1 << 0;
-export const IOERR_VANISHED = 1 << 1;
-export const IOERR_DEL_LIMIT = 1 << 2;
+// rsync.h IOERR_* bits of io_error (defined with the file list, which carries them).
+export { IOERR_DEL_LIMIT, IOERR_GENERAL, IOERR_VANISHED } from "../protocol/flist.js";
 
 export interface ReceiveContext {
   conn: Connection;

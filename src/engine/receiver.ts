@@ -4,6 +4,7 @@
 import * as fs from "node:fs";
 import { createFileSummer } from "../delta/checksum.js";
 import { isReg } from "../protocol/fileentry.js";
+import { decodeVstring } from "../protocol/handshake.js";
 import { NDX_DEL_STATS, NDX_DONE, readDelStats } from "../protocol/ndx.js";
 import { readSumHead, type SumHead } from "../protocol/sumhead.js";
 import { createTokenReader } from "../protocol/token.js";
@@ -68,12 +69,7 @@ export async function runReceiver(ctx: ReceiveContext, sig: ReceiverSignals): Pr
       if (t !== 0x80) throw new ProtocolError(`unexpected basis type ${t} for index ${ndx}`);
     }
     if (iflags & ITEM_XNAME_FOLLOWS) {
-      await conn.in.read((c) => {
-        let len = c.byte();
-        if (len & 0x80) len = (len & 0x7f) * 0x100 + c.byte();
-        if (len >= MAXPATHLEN) throw new ProtocolError(`over-long vstring received (${len})`);
-        return c.bytes(len).length;
-      });
+      await conn.in.read((c) => decodeVstring(c, MAXPATHLEN));
     }
     if (!(iflags & ITEM_TRANSFER)) continue;
     if (phase === 2) throw new ProtocolError("got transfer request in phase 2");

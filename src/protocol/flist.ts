@@ -36,6 +36,7 @@ import {
 } from "./fileentry.js";
 import { MAXPATHLEN, checkReceivedName, decodeLossy, encodeUtf8, showName } from "./flist-names.js";
 import { Cursor, NeedMore, ProtocolError, Writer } from "./wire.js";
+import { CF_INC_RECURSE, CF_SAFE_FLIST, CF_VARINT_FLIST_FLAGS } from "./handshake.js";
 
 // rsync.h XMIT_* (the wire bits of an entry's flags)
 export const XMIT_TOP_DIR = 1 << 0;
@@ -58,16 +59,18 @@ export const XMIT_HLINK_FIRST = 1 << 12; // protocol >= 30, with XMIT_HLINKED
 export const XMIT_IO_ERROR_ENDLIST = 1 << 12; // end marker (safe flist), with XMIT_EXTENDED_FLAGS
 export const XMIT_MOD_NSEC = 1 << 13; // protocol >= 31
 
-// compat.c CF_* (the compat_flags varint a server sends at protocol >= 30)
-export const CF_INC_RECURSE = 1 << 0;
-export const CF_SYMLINK_TIMES = 1 << 1;
-export const CF_SYMLINK_ICONV = 1 << 2;
-export const CF_SAFE_FLIST = 1 << 3;
-export const CF_AVOID_XATTR_OPTIM = 1 << 4;
-export const CF_CHKSUM_SEED_FIX = 1 << 5;
-export const CF_INPLACE_PARTIAL_DIR = 1 << 6;
-export const CF_VARINT_FLIST_FLAGS = 1 << 7;
-export const CF_ID0_NAMES = 1 << 8;
+// compat.c CF_* flags are owned by handshake.ts; the file list reads several of them.
+export {
+  CF_INC_RECURSE,
+  CF_SYMLINK_TIMES,
+  CF_SYMLINK_ICONV,
+  CF_SAFE_FLIST,
+  CF_AVOID_XATTR_OPTIM,
+  CF_CHKSUM_SEED_FIX,
+  CF_INPLACE_PARTIAL_DIR,
+  CF_VARINT_FLIST_FLAGS,
+  CF_ID0_NAMES,
+} from "./handshake.js";
 
 // rsync.h IOERR_*
 export const IOERR_GENERAL = 1 << 0;
