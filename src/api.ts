@@ -268,7 +268,7 @@ function toSyncError(e: unknown, remoteCode: number | null, failure: string, rol
   const who = role === "sender" ? "[sender]" : "[Receiver]";
   if (e instanceof SyncError) return e;
   const err = e as Error & { exitCode?: number };
-  if (err instanceof UsageError) return new SyncError(err.message, RERR_SYNTAX);
+  if (err instanceof UsageError) return new SyncError(err.message, err.exitCode);
   if (err.name === "AbortedError") return new SyncError(err.message, 20);
   if (err.name === "TimeoutError") return new SyncError(err.message, 30);
   if (err instanceof ProtocolError) {

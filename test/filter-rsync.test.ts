@@ -2,7 +2,8 @@
 // FilterList admits walking a tree vs what `rsync -r --list-only` lists, (b) what a
 // receiver-side FilterList protects from --delete vs what `rsync -r --delete` leaves in a
 // destination with extra files, (c) the rule strings the client sends vs the bytes native rsync
-// puts on the wire (pull and push, protocols 27-32).
+// puts on the wire (pull and push, protocols 27-32), (d) krsync as the sender (a push to
+// `rsync --server` and a local copy) against native rsync doing the same: the resulting trees.
 
 import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -11,7 +12,10 @@ import { describe, expect, it } from "vitest";
 import { parseCommandLine } from "../src/cli/options.js";
 import { FilterList, parseFilterRules, wireFilterRules } from "../src/protocol/filter.js";
 import { UsageError } from "../src/protocol/errcode.js";
+import { sync } from "../src/api.js";
 import { rsyncPath, tmpDir } from "./helpers/env.js";
+import { FAKE_HOST, rshArg } from "./helpers/rsync.js";
+import { diffSnapshots, snapshotTree } from "./helpers/snapshot.js";
 
 // ------------------------------------------------------------------------------------ trees
 
@@ -456,6 +460,65 @@ describe("FilterList vs rsync -r --delete (receiver side)", () => {
   }
 });
 
+describe("krsync's sender walks with the rules as native rsync's does (push and local copy)", () => {
+  const senderCases = CASES.flatMap((c) => (c.deleteVariants ?? [[]]).map((extra) => ({ name: c.name, args: [...extra, ...c.args] })));
+  const modes = ["local", "push"] as const;
+  for (const c of senderCases) {
+    for (const mode of modes) {
+      for (const protocol of mode === "push" ? [27, 32] : [32]) {
+        it(`${mode} p${protocol}: ${c.name} ${c.args.filter((a) => a.startsWith("--delete")).join(" ")}`, async () => {
+          const n = ++caseNo;
+          const nativeDst = join(base, `snd-native-${n}`);
+          const ourDst = join(base, `snd-krsync-${n}`);
+          execFileSync("cp", ["-a", dstTemplate, nativeDst]);
+          execFileSync("cp", ["-a", dstTemplate, ourDst]);
+          const args = ["-a", "--delete", `--protocol=${protocol}`, ...c.args];
+          const remote = (d: string) => (mode === "push" ? ["-e", fakeRsh, `${src}/`, `fake:${d}/`] : [`${src}/`, `${d}/`]);
+          const r = rsyncRun([...args, ...remote(nativeDst)]);
+          const oursRemote = mode === "push" ? ["-e", rshArg(), `--rsync-path=${rsyncPath}`, `${src}/`, `${FAKE_HOST}:${ourDst}/`] : [`${src}/`, `${ourDst}/`];
+          const cl = parseCommandLine([...args, ...oursRemote], {});
+          const messages: string[] = [];
+          const saved = { HOME: process.env.HOME, CVSIGNORE: process.env.CVSIGNORE };
+          process.env.HOME = base;
+          process.env.CVSIGNORE = "";
+          let code: number;
+          try {
+            const k = await sync({
+              ...cl.options,
+              source: cl.args.slice(0, -1),
+              destination: cl.args[cl.args.length - 1]!,
+              events: { message: (level, text) => messages.push(`${level}: ${text}`) },
+            });
+            code = k.exitCode;
+          } catch (e) {
+            code = (e as { exitCode?: number }).exitCode ?? -1;
+            messages.push(`error: ${(e as Error).message}`);
+          } finally {
+            for (const [k, v] of Object.entries(saved)) {
+              if (v === undefined) delete process.env[k];
+              else process.env[k] = v;
+            }
+          }
+          // Rules older protocols cannot carry fail alike (exit 2), before anything is written.
+          expect(code, messages.join("\n")).toBe(r.code);
+          if (r.code !== 0) {
+            expect(r.stderr).toContain("filter rules are too modern for remote rsync.");
+            expect(messages.join("\n")).toContain("filter rules are too modern for remote rsync.");
+            return;
+          }
+          expect(messages.filter((m) => m.startsWith("error"))).toEqual([]);
+          // A directory the transfer did not set (extra, or excluded) has the mtime its deletions left.
+          const nativeSnap = snapshotTree(nativeDst);
+          const srcSnap = snapshotTree(src);
+          const untouched = (rel: string) => nativeSnap.get(rel)?.type === "dir" && nativeSnap.get(rel)?.mtimeNs !== srcSnap.get(rel)?.mtimeNs;
+          const ignore = (rel: string, field: string) => field === "mtime" && untouched(rel);
+          expect(diffSnapshots(nativeSnap, snapshotTree(ourDst), { mtimeMicros: true, ignore })).toEqual([]);
+        });
+      }
+    }
+  }
+});
+
 describe("rule errors vs rsync's messages", () => {
   const BAD = [
     "foo",
@@ -603,7 +666,6 @@ describe("wireFilterRules vs native rsync's wire", () => {
             }
             const remote = dir === "pull" ? [`fake:${src}/`, `${pullDst}/`] : [`${src}/`, `fake:${join(base, "push-dst")}/`];
             const r = spawnSync(rsyncPath, ["-r", "-n", "-e", rsh, ...(wc.cvs ? ["-C"] : []), ...args, ...remote], {
-              cwd: base,
               encoding: "buffer",
               env: { ...process.env, TEE_LOG: log, HOME: base, CVSIGNORE: "" },
             });

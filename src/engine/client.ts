@@ -20,8 +20,8 @@ import { Generator, type GeneratorWaits } from "./generator.js";
 import { OwnerMap } from "./owners.js";
 import { runReceiver } from "./receiver.js";
 import { checkRequestedNames } from "./requested.js";
-import { FilterList, parseFilterRules, wireFilterRuleBytes } from "../protocol/filter.js";
-import { readFileSync } from "node:fs";
+import { wireFilterRuleBytes } from "../protocol/filter.js";
+import { commandLineRules, treeFilterList } from "./filters.js";
 import { clientSetup, startMultiplex } from "./setup.js";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
@@ -146,7 +146,7 @@ async function pull(conn: Connection, req: PullRequest, started: number): Promis
   startMultiplex(conn, "client-receiver", protocol);
 
   // exclude.c send_filter_list: the receiver sends the rules meant for the sender.
-  const rules = parseFilterRules(opts.filters, { deleteExcluded: opts.deleteExcluded, protocol, readFile: readMergeFile });
+  const rules = commandLineRules(opts, protocol);
   const fw = new Writer();
   const wireRules = wireFilterRuleBytes(rules, protocol, { role: "receiver", deleteMode: opts.delete, deleteExcluded: opts.deleteExcluded });
   if (wireRules) {
@@ -220,15 +220,7 @@ async function pull(conn: Connection, req: PullRequest, started: number): Promis
   const { root, localName } = await localDestination(req.destination, files, opts, req.events);
   // The receiver's own view of the rules: they protect names from --delete, and no name the
   // sender was told to exclude may arrive (flist.c "rejecting excluded file-list name").
-  const filters =
-    rules.length > 0
-      ? new FilterList(rules, "receiver", {
-          deleteExcluded: opts.deleteExcluded,
-          protocol,
-          rootDir: root,
-          readMergeFile: (p) => readMergeFile(path.isAbsolute(p) ? p : path.join(root, p)),
-        })
-      : null;
+  const filters = treeFilterList(rules, "receiver", root, opts, protocol);
   if (filters && !filters.trustSender) {
     for (const f of files) {
       if (f && f.name !== "." && filters.checkSentRules(f.name, isDir(f.mode)) === "exclude") {
@@ -411,14 +403,4 @@ function hardLinkLeaders(files: (FileEntry | null)[], protocol: number): Map<num
 
 export class DestinationSelectError extends Error {
   readonly exitCode = 3;
-}
-
-/** A merge file, or null when there is none (exclude.c parse_filter_file). */
-function readMergeFile(p: string): Uint8Array | null {
-  try {
-    return readFileSync(p);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw e;
-  }
 }

@@ -3,7 +3,9 @@
 // FileListEncoder), the end marker with io_error, the uid/gid name lists and, below protocol
 // 30, the io_error int. Only metadata is kept; file contents are read only for -c sums.
 //
-// Not supported here (the caller refuses them): filter rules, -R, inc-recursion.
+// The sender's filter rules decide what is walked (make_file's is_excluded, with each directory's
+// dir-merge files pushed while it is listed). Not supported here (the caller refuses them): -R,
+// inc-recursion.
 import * as fs from "node:fs";
 import { constants as C } from "node:fs";
 import * as path from "node:path";
@@ -23,11 +25,13 @@ import { sortAndCleanFileList } from "../protocol/flist-sort.js";
 import { MAXPATHLEN } from "../protocol/flist-names.js";
 import { encodeIdLists } from "../protocol/idlist.js";
 import { MsgCode } from "../protocol/mux.js";
+import type { FilterList, FilterRule } from "../protocol/filter.js";
 import type { TransferOptions } from "../protocol/options.js";
 import type { Connection } from "./connection.js";
 import { IOERR_GENERAL, IOERR_VANISHED } from "./context.js";
 import { localStat, type LocalStat } from "./destination.js";
 import type { SyncEvents } from "./events.js";
+import { treeFilterList } from "./filters.js";
 
 /** A file-list entry as the sender keeps it: where it is on disk, and what it was. */
 export interface SendEntry extends FileEntry {
@@ -48,6 +52,8 @@ export interface FlistBuildOptions {
   events: SyncEvents;
   /** Base for relative arguments (default: process.cwd()). */
   cwd?: string;
+  /** The sender's filter rules (command-line rules of a client, or those a server received). */
+  rules?: readonly FilterRule[];
 }
 
 export interface BuiltFileList {
@@ -104,6 +110,9 @@ class Walker {
   xferError = false;
   private filesystemDev = 0n;
   private readonly names = new IdNames();
+  /** The filter list of each transfer root (the directory an argument is taken from). */
+  private readonly filterLists = new Map<string, FilterList | null>();
+  private filters: FilterList | null = null;
 
   constructor(private readonly o: FlistBuildOptions) {}
 
@@ -152,6 +161,8 @@ class Walker {
       return;
     }
     const abs = path.join(root, fn);
+    if (!this.filterLists.has(root)) this.filterLists.set(root, treeFilterList(this.o.rules ?? [], "sender", root, opts, this.o.protocol));
+    this.filters = this.filterLists.get(root)!;
     let st: LocalStat;
     try {
       // A dot-dir name follows a symlink (link_stat with follow_dirlinks).
@@ -164,6 +175,8 @@ class Walker {
       this.o.events.message?.("error", `rsync: [sender] link_stat "${fullName(cwd, raw, fn)}" failed: ${errText(e)}`);
       return;
     }
+    // A dot-dir is never excluded; another argument is (silently) by the sender's rules.
+    if (nameType !== "dotdir" && this.filters?.check(fn, isDir(st.mode)) === "exclude") return;
     if (isDir(st.mode) && !opts.dirs && !opts.recursive) {
       this.info(`skipping directory ${fn}`);
       return;
@@ -171,7 +184,7 @@ class Walker {
     this.filesystemDev = st.dev;
     if (opts.recursive || (opts.dirs && nameType !== "normal")) {
       const e = this.make(fn, abs, root, st, FLAG_TOP_DIR | FLAG_CONTENT_DIR, false);
-      if (e && isDir(e.mode)) await this.directory(fn, abs, root);
+      if (e && isDir(e.mode)) await this.enterDirectory(fn === "." ? "" : fn, fn, abs, root);
     } else {
       this.make(fn, abs, root, st, 0, false);
     }
@@ -191,6 +204,7 @@ class Walker {
     } else {
       flags &= ~FLAG_CONTENT_DIR;
     }
+    if (filtered && this.filters?.check(name, isDir(st.mode)) === "exclude") return null;
     const e: SendEntry = {
       name,
       mode: st.mode,
@@ -284,6 +298,8 @@ class Walker {
       try {
         st = localStat(fs.lstatSync(childAbs, { bigint: true }));
       } catch (e) {
+        // make_file: an excluded name that cannot be read is not reported.
+        if (this.filters && (this.filters.check(child, false) === "exclude" || this.filters.check(child, true) === "exclude")) continue;
         this.readError(childAbs, e);
         continue;
       }
@@ -291,7 +307,19 @@ class Walker {
       if (e && isDir(e.mode) && e.flags & FLAG_CONTENT_DIR) subdirs.push(e);
     }
     if (!opts.recursive) return;
-    for (const d of subdirs) await this.directory(d.name, d.path, root);
+    for (const d of subdirs) await this.enterDirectory(d.name, d.name, d.path, root);
+  }
+
+  /** flist.c send_if_directory: the directory's dir-merge rules apply while it is listed. */
+  private async enterDirectory(relDir: string, name: string, abs: string, root: string): Promise<void> {
+    const filters = this.filters;
+    if (!filters) return this.directory(name, abs, root);
+    filters.enterDir(relDir);
+    try {
+      await this.directory(name, abs, root);
+    } finally {
+      filters.leaveDir(relDir);
+    }
   }
 }
 

@@ -624,7 +624,13 @@ export class Generator {
         /* unreadable: rmdir below reports it */
       }
       inner.sort();
-      for (const n of inner) await this.deleteItem(`${rel}/${n}`, true);
+      // delete.c delete_dir_contents: the directory's own dir-merge files apply inside it.
+      ctx.filters?.enterDir(rel);
+      try {
+        for (const n of inner) await this.deleteItem(`${rel}/${n}`, true);
+      } finally {
+        ctx.filters?.leaveDir(rel);
+      }
       if (!ctx.opts.dryRun) {
         try {
           fs.rmdirSync(ctx.dest.abs(rel));

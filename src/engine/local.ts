@@ -10,6 +10,7 @@ import { runPull, type PullResult } from "./client.js";
 import { Connection, type ByteStream } from "./connection.js";
 import { AbortedError } from "./context.js";
 import { emptyStats, type SyncEvents, type TransferStats } from "./events.js";
+import { receivedRules } from "./filters.js";
 import { exitFor, sendList, senderMessages, SENDER_COMPRESSIONS, watchTimeout, type PeerState } from "./push.js";
 import { senderFor } from "./sender.js";
 import { serverSetup, startMultiplex } from "./setup.js";
@@ -63,16 +64,16 @@ export async function runServerSender(stream: ByteStream, req: ServerSenderReque
     senderMessages(conn, req.events, peer);
     startMultiplex(conn, "server-sender", protocol);
 
-    // exclude.c recv_filter_list: a server sender reads the client's rules.
-    for (let n = 0; ; n++) {
+    // exclude.c recv_filter_list: a server sender reads the client's rules and walks with them.
+    const lines: Uint8Array[] = [];
+    for (;;) {
       const len = await conn.in.read((c) => c.int32());
       if (len === 0) break;
       if (len < 0 || len >= MAX_RULE) throw new ProtocolError(`filter rule length ${len} out of range`);
-      if (n >= 100_000) throw new ProtocolError("too many filter rules");
-      await conn.in.readBytes(len);
-      throw new ProtocolError("filter rules are not supported by krsync's sender yet", 4);
+      if (lines.length >= 100_000) throw new ProtocolError("too many filter rules");
+      lines.push((await conn.in.readBytes(len)).slice());
     }
-    const list = await sendList(conn, setup, req, stats);
+    const list = await sendList(conn, setup, { ...req, rules: receivedRules(lines, protocol) }, stats);
     // An empty list still runs the phases: krsync's client receiver goes through them.
     const sender = senderFor(conn, setup, list, { opts, events: req.events, stats, amServer: true, signal: req.signal });
     await sender.run();

@@ -3,6 +3,7 @@
 // it runs over any ByteStream to an `rsync --server` receiver.
 import { Writable } from "node:stream";
 import { checksumDigestLength } from "../delta/checksum.js";
+import { wireFilterRuleBytes, type FilterRule } from "../protocol/filter.js";
 import { MsgCode } from "../protocol/mux.js";
 import type { TransferOptions } from "../protocol/options.js";
 import type { TokenCompression } from "../protocol/token.js";
@@ -11,6 +12,7 @@ import { Connection, type ByteStream } from "./connection.js";
 import { TimeoutError } from "./client.js";
 import { AbortedError, IOERR_DEL_LIMIT, IOERR_GENERAL, IOERR_VANISHED } from "./context.js";
 import { emptyStats, type SyncEvents, type TransferStats } from "./events.js";
+import { commandLineRules } from "./filters.js";
 import { buildFileList, sendFileList, type BuiltFileList } from "./flist-build.js";
 import { senderFor } from "./sender.js";
 import { checkCompressChoice, clientSetup, startMultiplex, type SetupResult } from "./setup.js";
@@ -142,7 +144,6 @@ export function limitedStream(stream: ByteStream, opts: TransferOptions): ByteSt
 
 /** Refusals shared by the sending roles (before anything is started). */
 export function checkSenderOptions(opts: TransferOptions): string | undefined {
-  if (opts.filters.length > 0) return "filter rules (--exclude/--include/--filter) are not supported by krsync's sender yet";
   if (opts.relative) return "--relative is not supported by krsync's sender yet";
   try {
     checkCompressChoice(opts, SENDER_COMPRESSIONS);
@@ -167,14 +168,14 @@ export function watchTimeout(conn: Connection, timeoutSec: number | undefined, w
 export async function sendList(
   conn: Connection,
   setup: SetupResult,
-  req: { opts: TransferOptions; sources: string[]; events: SyncEvents; cwd?: string | undefined },
+  req: { opts: TransferOptions; sources: string[]; events: SyncEvents; cwd?: string | undefined; rules: readonly FilterRule[] },
   stats: TransferStats,
 ): Promise<BuiltFileList> {
   const { protocol } = setup;
   const checksumLength = checksumDigestLength(setup.sums.file);
   const list = await buildFileList(
     req.sources,
-    { protocol, opts: req.opts, fileSum: setup.sums.file, events: req.events, ...(req.cwd ? { cwd: req.cwd } : {}) },
+    { protocol, opts: req.opts, fileSum: setup.sums.file, events: req.events, rules: req.rules, ...(req.cwd ? { cwd: req.cwd } : {}) },
     checksumLength,
   );
   const t0 = Date.now();
@@ -224,12 +225,16 @@ export async function runPush(stream: ByteStream, req: PushRequest): Promise<Pus
     senderMessages(conn, req.events, peer);
     startMultiplex(conn, "client-sender", protocol);
 
-    // exclude.c send_filter_list: a client sender sends (our empty) rules only when the
-    // receiver wants them for deletions.
-    if (opts.delete && (!opts.deleteExcluded || protocol >= 29)) {
-      conn.write(new Writer(4).int32(0).take());
+    // exclude.c send_filter_list: a client sender sends its rules only when the receiver wants
+    // them (for --delete); it walks its tree with them either way.
+    const rules = commandLineRules(opts, protocol);
+    const wireRules = wireFilterRuleBytes(rules, protocol, { role: "sender", deleteMode: opts.delete, deleteExcluded: opts.deleteExcluded });
+    if (wireRules) {
+      const fw = new Writer();
+      for (const b of wireRules) fw.int32(b.length).bytes(b);
+      conn.write(fw.int32(0).take());
     }
-    const list = await sendList(conn, setup, req, stats);
+    const list = await sendList(conn, setup, { ...req, rules }, stats);
 
     const sender = senderFor(conn, setup, list, { opts, events: req.events, stats, amServer: false, signal: req.signal });
     await sender.run();

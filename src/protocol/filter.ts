@@ -25,6 +25,10 @@ export interface ParseFilterOptions extends FilterEnv {
   protocol?: number;
   /** Reads a "merge FILE" named on the command line (as written: relative to the cwd or absolute). */
   readFile?: MergeFileReader;
+  /** The texts are byte strings already (one char per byte: rules read off the wire). */
+  byteStrings?: boolean;
+  /** XFLG_* for parse_filter_str (XFLG_OLD_PREFIXES: a server's rules below protocol 29). */
+  xflags?: number;
 }
 
 /**
@@ -45,6 +49,6 @@ export function parseFilterRules(texts: readonly string[], opts: ParseFilterOpti
     warn: opts.warn,
   });
   const list = newRuleList("");
-  for (const text of texts) ctx.parseFilterStr(list, byteString(text), newRule(0), 0);
+  for (const text of texts) ctx.parseFilterStr(list, opts.byteStrings ? text : byteString(text), newRule(0), opts.xflags ?? 0);
   return list.local;
 }
