@@ -248,3 +248,48 @@ describe.skipIf(!DASH || !BUSYBOX)("agent/bootstrap.sh under dash (uname from PA
     expect(r.code).toBe(126);
   });
 });
+
+describe("client-node's KubeConfig without the generated API clients", () => {
+  const yaml = (certDir: string) => `apiVersion: v1
+kind: Config
+clusters:
+- name: c1
+  cluster: { server: "https://127.0.0.1:6443", certificate-authority-data: ${Buffer.from("CA-PEM").toString("base64")} }
+users:
+- name: tok
+  user: { token: secret-token }
+- name: cert
+  user: { client-certificate: ${join(certDir, "c.pem")}, client-key: ${join(certDir, "k.pem")} }
+contexts:
+- name: a
+  context: { cluster: c1, user: tok, namespace: team-a }
+- name: b
+  context: { cluster: c1, user: cert }
+current-context: a
+`;
+
+  it("is the slim load (makeApiClient is the stand-in) and applies auth as the whole package does", async () => {
+    const { KubeConfig: Slim } = await import("../src/kube/client-node.js");
+    const { KubeConfig: Full } = await import("@kubernetes/client-node");
+    const dir = tmpDir("kc-slim-");
+    writeFileSync(join(dir, "c.pem"), "CERT-PEM");
+    writeFileSync(join(dir, "k.pem"), "KEY-PEM");
+    writeFileSync(join(dir, "config"), yaml(dir));
+    const slim = new Slim();
+    slim.loadFromFile(join(dir, "config"));
+    expect(() => slim.makeApiClient(Object as never)).toThrow("krsync does not load client-node's generated API clients");
+    for (const ctx of ["a", "b"]) {
+      const full = new Full();
+      full.loadFromFile(join(dir, "config"));
+      slim.setCurrentContext(ctx);
+      full.setCurrentContext(ctx);
+      const [s, f] = [{} as Record<string, unknown>, {} as Record<string, unknown>];
+      await slim.applyToHTTPSOptions(s);
+      await full.applyToHTTPSOptions(f);
+      // (two loads of the package: compare the values, not the classes of its objects)
+      expect(JSON.parse(JSON.stringify(s))).toEqual(JSON.parse(JSON.stringify(f)));
+      if (ctx === "a") expect((s.headers as Record<string, string>).Authorization).toBe("Bearer secret-token");
+      else expect(String(s.cert)).toBe("CERT-PEM");
+    }
+  });
+});

@@ -5,7 +5,8 @@
 // context's namespace, "default".
 import { existsSync } from "node:fs";
 import { delimiter, join } from "node:path";
-import { KubeConfig, type Cluster, type Context, type User } from "@kubernetes/client-node";
+import type { Cluster, Context, User } from "@kubernetes/client-node";
+import { KubeConfig } from "./client-node.js";
 import type { KubeOptions } from "./options.js";
 import { KubeError } from "./errors.js";
 
