@@ -46,6 +46,12 @@ export class SyncError extends Error {
   }
 }
 
+/** Whether this side of a transfer sends or receives the files (rsync's am_sender: a local copy's client sends). */
+export function localRole(source: string | string[], destination: string): "sender" | "receiver" {
+  const sources = (Array.isArray(source) ? source : [source]).map(parseLocation);
+  return parseLocation(destination).kind !== "local" || sources.every((s) => s.kind === "local") ? "sender" : "receiver";
+}
+
 export async function sync(o: SyncOptions): Promise<SyncResult> {
   const opts: TransferOptions = { ...defaultTransferOptions(), ...stripUndefined(o) };
   const sources = (Array.isArray(o.source) ? o.source : [o.source]).map(parseLocation);

@@ -91,6 +91,29 @@ describe("krsync CLI", () => {
     expect(diffSnapshots(snapshotTree(join(w, "n")), snapshotTree(join(w, "k")), { mtimeMicros: true })).toEqual([]);
   });
 
+  it("-i and -v of a pull and a local copy into new directories print what rsync prints", async () => {
+    const w = tmpDir("cli-");
+    smallTree(join(w, "src"), 1);
+    const strip = (s: string, d: string) =>
+      s
+        .split("\n")
+        .filter((l) => l.trim() !== "" && !/^(sent|total size) /.test(l))
+        .map((l) => l.split(d).join("DEST"));
+    const cases: [string, (d: string) => string[], string[]][] = [
+      ["pull -ai", (d) => [...remote, "-ai", `${FAKE_HOST}:${w}/src/`, `${w}/${d}/`], []],
+      ["local -ai", (d) => ["-ai", `${w}/src/`, `${w}/${d}/`], []],
+      ["pull -av", (d) => [...remote, "-av", `${FAKE_HOST}:${w}/src/`, `${w}/${d}/`], ["--no-inc-recursive"]],
+      ["local -av", (d) => ["-av", `${w}/src/`, `${w}/${d}/`], ["--no-inc-recursive"]],
+    ];
+    for (const [name, args, nativeOnly] of cases) {
+      const k = await krsync(args(`k-${name}`));
+      const n = await native([...nativeOnly, ...args(`n-${name}`)]);
+      expect(k.code, k.stderr).toBe(0);
+      expect(n.code, n.stderr).toBe(0);
+      expect(strip(k.stdout, `k-${name}`), name).toEqual(strip(n.stdout, `n-${name}`));
+    }
+  });
+
   it("--stats reports the same transfer figures as rsync", async () => {
     const w = tmpDir("cli-");
     smallTree(join(w, "src"), 1);

@@ -2,7 +2,7 @@
 // The krsync command: rsync's command line over the library API, printing what rsync prints.
 // The shebang asks for a small young generation: a transfer streams through short-lived
 // buffers, and V8's default semi-spaces (16 MiB each) would hold tens of MiB of garbage.
-import { sync, SyncError, type SyncOptions } from "../api.js";
+import { localRole, sync, SyncError, type SyncOptions } from "../api.js";
 import type { ItemEvent, TransferStats } from "../engine/events.js";
 import { formatExitLine, RERR_SYNTAX, UsageError } from "../protocol/errcode.js";
 import { helpText, parseCommandLine, type CommandLine } from "./options.js";
@@ -20,8 +20,13 @@ export function safeText(s: string): string {
   return s.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, (c) => "\\#" + c.charCodeAt(0).toString(8).padStart(3, "0"));
 }
 
+/** Set when stdout is gone (EPIPE: `krsync -v ... | head`): the run stops, as rsync's does. */
+let stdoutBroken = false;
+/** errcode.h RERR_MESSAGEIO: errors with program diagnostics. */
+const RERR_MESSAGEIO = 13;
+
 function out(line: string): void {
-  process.stdout.write(safeText(line) + "\n");
+  if (!stdoutBroken) process.stdout.write(safeText(line) + "\n");
 }
 function err(line: string): void {
   process.stderr.write(safeText(line) + "\n");
@@ -63,8 +68,20 @@ export async function main(argv: string[]): Promise<number> {
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   process.once("SIGHUP", onSignal);
+  const onStdoutError = () => {
+    stdoutBroken = true;
+    controller.abort();
+  };
+  process.stdout.on("error", onStdoutError);
 
   const verbose = o.verbose > 0 && !o.quiet;
+  // flist.c: a sender builds its list, a receiver receives it (no incremental recursion here).
+  let flistLine: string;
+  try {
+    flistLine = localRole(sources, destination) === "sender" ? "building file list ... done" : "receiving file list ... done";
+  } catch {
+    flistLine = "receiving file list ... done"; // a bad location fails in sync() with its own message
+  }
   const showItems = (o.itemize || verbose) && !o.quiet;
   const opts: SyncOptions = {
     ...o,
@@ -74,7 +91,7 @@ export async function main(argv: string[]): Promise<number> {
     signal: controller.signal,
     events: {
       fileList: () => {
-        if (verbose) out("receiving file list ... done");
+        if (verbose) out(flistLine);
       },
       item: (it: ItemEvent) => {
         if (!showItems) return;
@@ -92,17 +109,25 @@ export async function main(argv: string[]): Promise<number> {
       },
     },
   };
+  const brokenStdout = (): number => {
+    err("krsync: writing to stdout failed: Broken pipe (32)");
+    err(formatExitLine(RERR_MESSAGEIO));
+    return RERR_MESSAGEIO;
+  };
   try {
     const r = await sync(opts);
+    if (stdoutBroken) return brokenStdout();
     report(r.stats, cl);
     if (r.exitCode !== 0) err(formatExitLine(r.exitCode));
     return r.exitCode;
   } catch (e) {
+    if (stdoutBroken) return brokenStdout();
     const se = e instanceof SyncError ? e : new SyncError((e as Error).message ?? String(e), 11);
     err(`krsync: ${se.message}`);
     err(formatExitLine(se.exitCode));
     return se.exitCode;
   } finally {
+    process.stdout.off("error", onStdoutError);
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     process.off("SIGHUP", onSignal);

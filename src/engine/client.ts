@@ -217,7 +217,7 @@ async function pull(conn: Connection, req: PullRequest, started: number): Promis
     else stats.numSpecials++;
   }
 
-  const { root, localName } = await localDestination(req.destination, files, opts, req.events);
+  const { root, localName, created: rootCreated } = await localDestination(req.destination, files, opts, req.events);
   // The receiver's own view of the rules: they protect names from --delete, and no name the
   // sender was told to exclude may arrive (flist.c "rejecting excluded file-list name").
   const filters = treeFilterList(rules, "receiver", root, opts, protocol);
@@ -239,6 +239,7 @@ async function pull(conn: Connection, req: PullRequest, started: number): Promis
     compression,
     symlinkTimes: true,
     files,
+    rootCreated,
     dest: new Destination(root),
     localName,
     events: req.events,
@@ -362,7 +363,7 @@ async function localDestination(
   files: (FileEntry | null)[],
   opts: TransferOptions,
   events: SyncEvents,
-): Promise<{ root: string; localName: string | undefined }> {
+): Promise<{ root: string; localName: string | undefined; created: boolean }> {
   const dest = path.resolve(destination);
   const trailingSlash = /[/\\]$/.test(destination);
   let st: import("node:fs").Stats | null = null;
@@ -372,14 +373,14 @@ async function localDestination(
     st = null;
   }
   if (st) {
-    if (st.isDirectory()) return { root: dest, localName: undefined };
+    if (st.isDirectory()) return { root: dest, localName: undefined, created: false };
     if (files.length > 1) {
       throw new DestinationSelectError("ERROR: destination must be a directory when copying more than 1 file");
     }
-    return { root: path.dirname(dest), localName: path.basename(dest) };
+    return { root: path.dirname(dest), localName: path.basename(dest), created: false };
   }
   if (files.length === 1 && files[0] && !isDir(files[0].mode) && !trailingSlash) {
-    return { root: path.dirname(dest), localName: path.basename(dest) };
+    return { root: path.dirname(dest), localName: path.basename(dest), created: false };
   }
   if (!opts.dryRun) {
     await fsp.mkdir(dest, { recursive: false }).catch(async (e: NodeJS.ErrnoException) => {
@@ -387,8 +388,9 @@ async function localDestination(
       else throw e;
     });
   }
-  if (opts.verbose > 0 || opts.itemize) events.message?.("info", `created directory ${destination}`);
-  return { root: dest, localName: undefined };
+  // (the name as given, its final slash lopped off)
+  if (opts.verbose > 0 || opts.itemize) events.message?.("info", `created directory ${destination.replace(/(.)\/+$/, "$1")}`);
+  return { root: dest, localName: undefined, created: true };
 }
 
 /** hlink.c match_hard_links: each hard-linked entry's group leader (the first after sorting). */

@@ -47,6 +47,8 @@ export interface ReceiveContext {
   hlinkLeader: Map<number, number>;
   /** The connection's token reader (token.c keeps its state across files). */
   tokenReader?: TokenReader;
+  /** main.c get_local_name made the destination directory (its "." is itemized as created). */
+  rootCreated: boolean;
   /** The receiver's filter rules (--delete protection), or null without rules. */
   filters: FilterList | null;
   /** The sum head the generator sent for each requested file: the sender must echo it. */

@@ -264,7 +264,8 @@ export class Generator {
     }
     const own = wantedOwner(f, opts, ctx.owners);
     if (!st) {
-      iflags |= ITEM_IS_NEW;
+      // generator.c recv_generator: a directory it makes is a local change.
+      iflags |= ITEM_IS_NEW | ITEM_LOCAL_CHANGE;
       ctx.stats.createdDirs++;
       if (opts.dryRun) this.virtualDirs.add(name === "." ? "" : name);
       else {
@@ -275,7 +276,8 @@ export class Generator {
     } else {
       dest.markDir(name);
       const mode = wantedMode(f, opts, st, ctx.dfltPerms) ?? st.mode;
-      iflags |= attrChanges(f, st, opts, own, mode, true);
+      // FLAG_DIR_CREATED: the "." that get_local_name made shows as created.
+      iflags |= name === "." && ctx.rootCreated ? ITEM_IS_NEW | ITEM_LOCAL_CHANGE : attrChanges(f, st, opts, own, mode, true);
       if (!opts.dryRun) setAttrs(pathTarget(dest.abs(name), false), st, { own, mode: undefined, mtime: undefined }, false);
     }
     this.dirs.push(ndx);
