@@ -5,7 +5,6 @@ import { Writable } from "node:stream";
 import { checksumDigestLength } from "../delta/checksum.js";
 import { MsgCode } from "../protocol/mux.js";
 import type { TransferOptions } from "../protocol/options.js";
-import type { TokenCompression } from "../protocol/token.js";
 import { Writer } from "../protocol/wire.js";
 import { Connection, type ByteStream } from "./connection.js";
 import { TimeoutError } from "./client.js";
@@ -13,10 +12,7 @@ import { AbortedError, IOERR_DEL_LIMIT, IOERR_GENERAL, IOERR_VANISHED } from "./
 import { emptyStats, type SyncEvents, type TransferStats } from "./events.js";
 import { buildFileList, sendFileList, type BuiltFileList } from "./flist-build.js";
 import { senderFor } from "./sender.js";
-import { checkCompressChoice, clientSetup, startMultiplex, type SetupResult } from "./setup.js";
-
-/** Compressions the sender can encode, in rsync's order (zstd is not available). */
-export const SENDER_COMPRESSIONS: readonly TokenCompression[] = ["lz4", "zlibx", "zlib"];
+import { clientSetup, startMultiplex, type SetupResult } from "./setup.js";
 
 export interface PushRequest {
   opts: TransferOptions;
@@ -144,11 +140,6 @@ export function limitedStream(stream: ByteStream, opts: TransferOptions): ByteSt
 export function checkSenderOptions(opts: TransferOptions): string | undefined {
   if (opts.filters.length > 0) return "filter rules (--exclude/--include/--filter) are not supported by krsync's sender yet";
   if (opts.relative) return "--relative is not supported by krsync's sender yet";
-  try {
-    checkCompressChoice(opts, SENDER_COMPRESSIONS);
-  } catch (e) {
-    return (e as Error).message;
-  }
   return undefined;
 }
 
@@ -217,9 +208,10 @@ export async function runPush(stream: ByteStream, req: PushRequest): Promise<Pus
   req.signal?.addEventListener("abort", abort, { once: true });
   try {
     const stats = emptyStats();
-    const setup = await clientSetup(conn, { protocol: req.protocol, opts, compressions: SENDER_COMPRESSIONS });
+    const setup = await clientSetup(conn, { protocol: req.protocol, opts });
     const { protocol } = setup;
     stats.protocol = protocol;
+    stats.compression = setup.compression;
     const peer: PeerState = { error: false, exit: undefined, ioError: 0 };
     senderMessages(conn, req.events, peer);
     startMultiplex(conn, "client-sender", protocol);
