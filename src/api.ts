@@ -12,6 +12,7 @@ import type { KubeOptions } from "./kube/options.js";
 import { runPull } from "./engine/client.js";
 import { runLocal } from "./engine/local.js";
 import { checkSenderOptions, runPush } from "./engine/push.js";
+import { checkCompressChoice } from "./engine/setup.js";
 import type { SyncEvents, TransferStats } from "./engine/events.js";
 
 export type { SyncEvents, TransferStats, ItemEvent, MessageLevel } from "./engine/events.js";
@@ -57,6 +58,12 @@ export async function sync(o: SyncOptions): Promise<SyncResult> {
   const sources = (Array.isArray(o.source) ? o.source : [o.source]).map(parseLocation);
   const dest = parseLocation(o.destination);
   if (sources.length === 0) throw new SyncError("no source given", RERR_SYNTAX);
+  // A fixed --zc this side cannot use is refused before anything is started.
+  try {
+    checkCompressChoice(opts);
+  } catch (e) {
+    throw new SyncError((e as Error).message, RERR_UNSUPPORTED);
+  }
   const remoteSources = sources.filter((s) => s.kind !== "local");
   if (dest.kind !== "local") {
     if (remoteSources.length > 0) throw new SyncError("The source and destination cannot both be remote", RERR_SYNTAX);

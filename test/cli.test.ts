@@ -142,3 +142,64 @@ describe("krsync CLI", () => {
     expect(readdirSync(w).sort()).toEqual(["copy.txt", "src"]);
   });
 });
+
+describe("krsync CLI and its optional compression libraries", () => {
+  const hide = join(import.meta.dirname, "helpers", "hide-modules.cjs");
+  /** krsync as installed without the given native modules. */
+  const without = (modules: string[], args: string[]) =>
+    runRsync(args, { bin: CLI, env: { NODE_OPTIONS: `--require "${hide}"`, KRSYNC_TEST_HIDE_MODULES: modules.join(",") } });
+  // The real rsync on the other end says what it was offered and what it chose (on its stderr:
+  // it negotiates before its output is multiplexed).
+  const debugRemote = ["-e", rshArg(), `--rsync-path=${rsyncPath} --debug=nstr3`];
+  const offered = (out: string) => /Client compress list \(on server\): (.*)/.exec(out)?.[1];
+  const chosen = (out: string) => /Server (?:negotiated )?compress: (.*)/.exec(out)?.[1];
+
+  it("offers zstd first; rsync picks it for -z and takes --compress-level as given", async () => {
+    const w = tmpDir("cli-z-");
+    smallTree(join(w, "src"), 1);
+    const k = await krsync([...debugRemote, "-az", `${FAKE_HOST}:${w}/src/`, `${w}/k/`]);
+    expect(k.code, k.stderr).toBe(0);
+    expect(offered(k.stderr)).toBe("zstd lz4 zlibx zlib");
+    expect(chosen(k.stderr)).toBe("zstd (level 3)");
+    const p = await krsync([...debugRemote, "-a", "--zc=zstd", "--zl=99", `${w}/src/`, `${FAKE_HOST}:${w}/p/`]);
+    expect(p.code, p.stderr).toBe(0);
+    expect(chosen(p.stderr)).toBe("zstd (level 22)");
+    for (const d of ["k", "p"]) expect(diffSnapshots(snapshotTree(join(w, "src")), snapshotTree(join(w, d)), { mtimeMicros: true })).toEqual([]);
+  });
+
+  it("without zstd-napi: -z negotiates lz4 both ways, --zc=zstd is refused (exit 4) before anything starts", async () => {
+    const w = tmpDir("cli-nozstd-");
+    smallTree(join(w, "src"), 1);
+    const k = await without(["zstd-napi"], [...debugRemote, "-az", `${FAKE_HOST}:${w}/src/`, `${w}/k/`]);
+    expect(k.code, k.stderr).toBe(0);
+    expect(offered(k.stderr)).toBe("lz4 zlibx zlib");
+    expect(chosen(k.stderr)).toBe("lz4 (level 0)");
+    const p = await without(["zstd-napi"], [...debugRemote, "-az", `${w}/src/`, `${FAKE_HOST}:${w}/p/`]);
+    expect(p.code, p.stderr).toBe(0);
+    expect(chosen(p.stderr)).toBe("lz4 (level 0)");
+    for (const d of ["k", "p"]) expect(diffSnapshots(snapshotTree(join(w, "src")), snapshotTree(join(w, d)), { mtimeMicros: true })).toEqual([]);
+    for (const args of [
+      [...remote, "-a", "--zc=zstd", `${FAKE_HOST}:${w}/src/`, `${w}/never/`],
+      [...remote, "-a", "--zc=zstd", `${w}/src/`, `${FAKE_HOST}:${w}/never/`],
+      ["-a", "--zc=zstd", `${w}/src/`, `${w}/never/`],
+    ]) {
+      const r = await without(["zstd-napi"], args);
+      expect(r.code).toBe(4);
+      expect(r.stderr).toMatch(/--compress-choice=zstd cannot be used: the zstd-napi module could not be loaded/);
+      expect(existsSync(join(w, "never"))).toBe(false);
+    }
+  });
+
+  it("without either native library: -z negotiates zlibx, --zc=lz4 is refused", async () => {
+    const w = tmpDir("cli-nonative-");
+    smallTree(join(w, "src"), 1);
+    const k = await without(["zstd-napi", "lz4-napi"], [...debugRemote, "-az", `${FAKE_HOST}:${w}/src/`, `${w}/k/`]);
+    expect(k.code, k.stderr).toBe(0);
+    expect(offered(k.stderr)).toBe("zlibx zlib");
+    expect(chosen(k.stderr)).toBe("zlibx (level 6)");
+    expect(diffSnapshots(snapshotTree(join(w, "src")), snapshotTree(join(w, "k")), { mtimeMicros: true })).toEqual([]);
+    const r = await without(["zstd-napi", "lz4-napi"], [...remote, "-a", "--zc=lz4", `${w}/src/`, `${FAKE_HOST}:${w}/never/`]);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(/--compress-choice=lz4 cannot be used: the lz4-napi module could not be loaded/);
+  });
+});

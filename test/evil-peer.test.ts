@@ -694,6 +694,38 @@ describe("names outside what was requested", () => {
   );
 });
 
+// ---- compressed token streams (the client fixes --zc, so nothing is negotiated) ----
+
+/** A DEFLATED_DATA packet (token.c) around `data`, as hex. */
+const packetHex = (data: Buffer): string => Buffer.concat([Buffer.of(0x40 | (data.length >> 8), data.length & 0xff), data]).toString("hex");
+/** The start of a zstd frame (RFC 8878: no content size, a 2 MiB window) and then `n` RLE
+ *  blocks of 128 KiB of "a": 4 bytes that decode to 128 KiB each. */
+function zstdRleFrame(n: number): Buffer {
+  const head = [0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x58];
+  const h = ((1 << 17) << 3) | (1 << 1);
+  const block = [h & 0xff, (h >>> 8) & 0xff, h >>> 16, 0x61];
+  return Buffer.from([...head, ...Array.from({ length: n }, () => block).flat()]);
+}
+
+describe("malformed compressed data", () => {
+  const garbage = Buffer.from("this is not compressed data at all, not zstd and not lz4");
+  for (const zc of ["zstd", "lz4"]) {
+    it(`--zc=${zc}: a packet that does not decode -> exit 12, nothing replaced`, async () => {
+      const sc = scene({
+        entries: [ROOT, F("old.txt", "replacement!\n", { mtime: 1_700_000_000, answer: [{ do: "transfer", tokens: [{ rawHex: packetHex(garbage) + "00" }] }] })],
+      });
+      const r = await runClient(sc, ["-a", `--zc=${zc}`]);
+      const n = await runClient(scene({ entries: [ROOT, F("old.txt", "replacement!\n", { mtime: 1_700_000_000, answer: [{ do: "transfer", tokens: [{ rawHex: packetHex(garbage) + "00" }] }] })] }), ["-a", `--zc=${zc}`], { native: true });
+      results.push({ name: `bad ${zc} packet`, krsync: summarize(r), native: summarize(n) });
+      expect(n.code).toBe(12);
+      expect(r.code, r.stderr).toBe(12);
+      expect(r.stderr).toMatch(zc === "zstd" ? /ZSTD decompression failed/ : /uncompress failed/);
+      expect(readFileSync(join(sc.dest, "old.txt"), "utf8")).toBe("precious\n");
+      expect(tempFiles(sc.dest)).toEqual([]);
+    });
+  }
+});
+
 // ---- memory, time ----
 
 describe("memory", () => {
@@ -715,6 +747,22 @@ describe("memory", () => {
     expect(lstatSync(join(sc.dest, "huge")).size).toBe(1 << 30);
     expect(r.maxRssKB! / 1024).toBeLessThan(250);
     writeFileSync(join(sc.dest, "huge"), "");
+  }, 300_000);
+
+  it("--zc=zstd: one 16 KiB packet that decodes to 512 MiB streams through in bounded memory", async () => {
+    const blocks = 4094;
+    const frame = zstdRleFrame(blocks);
+    expect(frame.length).toBeLessThanOrEqual(16383);
+    const size = blocks * (1 << 17);
+    const sc = scene({
+      entries: [ROOT, F("bomb", "", { size, answer: [{ do: "transfer", tokens: [{ rawHex: packetHex(frame) + "00", decodes: [0x61, size] }] }] })],
+    });
+    const r = await runClient(sc, ["-a", "--zc=zstd"], { rss: true, timeoutMs: 300_000 });
+    results.push({ name: "512 MiB zstd packet", krsync: `${summarize(r)} rss ${Math.round((r.maxRssKB ?? 0) / 1024)} MiB, ${r.ms} ms` });
+    expect(r.code, r.stderr).toBe(0);
+    expect(lstatSync(join(sc.dest, "bomb")).size).toBe(size);
+    expect(r.maxRssKB! / 1024).toBeLessThan(250);
+    writeFileSync(join(sc.dest, "bomb"), "");
   }, 300_000);
 
   it("a file list of 200k entries", async () => {

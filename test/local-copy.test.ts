@@ -142,6 +142,34 @@ describe("local copy options against native rsync", () => {
   });
 });
 
+describe("local copy compression (both ends in-process)", () => {
+  const cases: [string[], string][] = [
+    [["-z"], "zstd"],
+    [["--zc=zstd", "--zl=-3"], "zstd"],
+    [["--zc=lz4"], "lz4"],
+    [["--zc=zlibx"], "zlibx"],
+    [["--zc=zlib"], "zlib"],
+    [["-z", "--protocol=29"], "zlib"],
+    [["--zc=zstd", "--protocol=29"], "zstd"],
+    [["--zc=zlib", "--zl=0"], "none"],
+  ];
+  it.each(cases)("%j: a delta copy of the mutated tree equals native rsync's (%s)", async (args, expected) => {
+    const w = tmpDir("localz-");
+    const nativeDir = join(w, "native");
+    const krsyncDir = join(w, "krsync");
+    expect((await localCopy(base, nativeDir, ["-aH"])).code).toBe(0);
+    expect((await localCopy(base, krsyncDir, ["-aH"])).code).toBe(0);
+    const n = await localCopy(mutated, nativeDir, ["-aH", "--no-whole-file", "--delete", ...args]);
+    expect(n.code, n.stderr).toBe(0);
+    const k = await krsyncLocal(["-aH", "--no-whole-file", "--delete", ...args], mutated, krsyncDir);
+    expect(errorsOf(k.messages)).toEqual([]);
+    expect(k.exitCode).toBe(0);
+    expect(k.stats.compression).toBe(expected);
+    expect(k.rsyncRuns).toEqual([]);
+    expect(compare(nativeDir, krsyncDir)).toEqual([]);
+  });
+});
+
 describe("local copy edge cases", () => {
   it("two sources without trailing slashes land as directories of their own, like rsync's", async () => {
     const w = tmpDir("localnoslash-");

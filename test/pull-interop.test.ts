@@ -14,6 +14,7 @@ import { isRoot, rsyncPath, testBigFileMB, tmpDir } from "./helpers/env.js";
 import { FAKE_HOST, parseStats, pull, rshArg, wireBytes } from "./helpers/rsync.js";
 import { diffSnapshots, snapshotTree, type DiffOptions } from "./helpers/snapshot.js";
 import { buildNastyTree } from "./helpers/tree.js";
+import { COMPRESSION_CASES, runCompressionCase, textTrees } from "./helpers/compression.js";
 
 const ROOT = isRoot();
 const BIG_MB = testBigFileMB(40);
@@ -113,5 +114,15 @@ describe("pull options against native rsync (protocol 32)", () => {
     expect(compare(nativeDir, krsyncDir)).toEqual([]);
     const nativeWire = wireBytes(parseStats(n.stdout));
     expect(k.stats.totalRead + k.stats.totalWritten).toBeLessThanOrEqual(nativeWire * 1.1 + 2048);
+  });
+});
+
+describe("pull compression against native rsync", () => {
+  let trees: { base: string; mutated: string };
+  beforeAll(() => {
+    trees = textTrees();
+  });
+  it.each(COMPRESSION_CASES)("protocol %i %j: initial and delta pulls equal native rsync's (%s), each within a tenth of its wire bytes", async (...c) => {
+    await runCompressionCase({ native: pull, krsync: krsyncPull, compare }, trees, c);
   });
 });

@@ -13,6 +13,7 @@ import { isRoot, rsyncPath, testBigFileMB, tmpDir } from "./helpers/env.js";
 import { FAKE_HOST, parseStats, push, rshArg, wireBytes } from "./helpers/rsync.js";
 import { diffSnapshots, snapshotTree, type DiffOptions } from "./helpers/snapshot.js";
 import { buildNastyTree } from "./helpers/tree.js";
+import { COMPRESSION_CASES, runCompressionCase, textTrees } from "./helpers/compression.js";
 import { Connection } from "../src/engine/connection.js";
 import { emptyStats } from "../src/engine/events.js";
 import type { SendEntry } from "../src/engine/flist-build.js";
@@ -29,11 +30,7 @@ const BIG_MB = testBigFileMB(40);
 const PROTOCOLS = [27, 28, 29, 30, 31, 32] as const;
 
 async function krsyncPush(args: string[], src: string, dst: string, hooks: { onSender?: () => void } = {}) {
-  // The CLI does not take --zc=lz4 (receiving lz4 is not offered); the library does for a push.
-  const lz4 = args.includes("--zc=lz4");
-  const cliArgs = args.map((a) => (a === "--zc=lz4" ? "--zc=zlibx" : a));
-  const cl = parseCommandLine([...cliArgs, "-e", rshArg(), `--rsync-path=${rsyncPath}`, `${src}/`, `${FAKE_HOST}:${dst}/`]);
-  if (lz4) cl.options.compressChoice = "lz4";
+  const cl = parseCommandLine([...args, "-e", rshArg(), `--rsync-path=${rsyncPath}`, `${src}/`, `${FAKE_HOST}:${dst}/`]);
   const messages: string[] = [];
   let flisted = false;
   const r = await sync({
@@ -194,23 +191,6 @@ describe("push edge cases", () => {
     expect(items).toContain("<f+++++++++ a.txt");
   });
 
-  it("refuses zstd clearly", async () => {
-    const w = tmpDir("pushzstd-");
-    mkdirSync(join(w, "src"));
-    const run = sync({
-      source: `${join(w, "src")}/`,
-      destination: `${FAKE_HOST}:${join(w, "dst")}/`,
-      recursive: true,
-      compressChoice: "zstd",
-      rsh: rshArg(),
-      rsyncPath,
-    });
-    await expect(run).rejects.toMatchObject({
-      exitCode: 4,
-      message: expect.stringMatching(/zstd.*not supported/),
-    });
-  });
-
   it("an unreadable source file is an error (exit 23), the rest arrives", async () => {
     if (ROOT) return; // root reads anything
     const w = tmpDir("pushperm-");
@@ -221,6 +201,16 @@ describe("push edge cases", () => {
     chmodSync(join(src, "secret.txt"), 0);
     const k = await krsyncPush(["-a"], src, join(w, "dst"));
     expect(k.exitCode).toBe(23);
+  });
+});
+
+describe("push compression against native rsync", () => {
+  let trees: { base: string; mutated: string };
+  beforeAll(() => {
+    trees = textTrees();
+  });
+  it.each(COMPRESSION_CASES)("protocol %i %j: initial and delta pushes equal native rsync's (%s), each within a tenth of its wire bytes", async (...c) => {
+    await runCompressionCase({ native: push, krsync: krsyncPush, compare }, trees, c);
   });
 });
 

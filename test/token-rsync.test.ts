@@ -256,7 +256,7 @@ function perturb(events: TokenEvent[], k: Case, block: number, seed: number): To
 const haveRsync = existsSync(rsyncPath);
 
 describe.skipIf(!haveRsync)("token streams against native rsync (batch files)", () => {
-  const choices: TokenCompression[] = ["none", "zlibx", "zlib", "lz4"];
+  const choices: TokenCompression[] = ["none", "zlibx", "zlib", "lz4", "zstd"];
   for (const c of choices) {
     for (const protocol of [30, 32]) {
       it(`${c}, protocol ${protocol}: decode rsync's tokens; rsync accepts ours`, async () => {
@@ -276,7 +276,7 @@ describe.skipIf(!haveRsync)("token streams against native rsync (batch files)", 
         expect(d.events.filter((e) => e.kind === "literal").length).toBeGreaterThan(10);
 
         const ours = encode(c, protocol, d.events, k, block);
-        if (c !== "lz4") {
+        if (c !== "lz4" && c !== "zstd") {
           // Same zlib, same calls: byte-for-byte what rsync sent.
           const exact = encode(c, protocol, d.events, k, block, { exact: true });
           expect(Buffer.compare(exact, batch.bytes.subarray(start, d.end))).toBe(0);
@@ -373,6 +373,34 @@ describe.skipIf(!haveRsync)("token streams against native rsync (batch files)", 
       expect(Buffer.compare(await replay(batch, start, d.end, ours, k, "ours"), k.src)).toBe(0);
       const other = encode("zlib", protocol, perturb(d.events, k, block, 9), k, block);
       expect(Buffer.compare(await replay(batch, start, d.end, other, k, "perturbed"), k.src)).toBe(0);
+    });
+  }
+
+  for (const c of ["lz4", "zstd"] as const) {
+    it(`${c}, protocol 29 (a fixed --zc needs no negotiation)`, async () => {
+      const block = 1024;
+      const k = editsCase(29 + c.length, block);
+      const batch = await writeBatch(c, 29, block, k);
+      const start = findTokens(batch.bytes, k.base.length, block);
+      const d = decode(c, 29, batch.bytes, start, k, block);
+      expect(Buffer.compare(d.file, k.src)).toBe(0);
+      const ours = encode(c, 29, perturb(d.events, k, block, 3), k, block);
+      expect(Buffer.compare(await replay(batch, start, d.end, ours, k, "ours"), k.src)).toBe(0);
+    });
+  }
+
+  for (const level of [-5, 1, 19]) {
+    it(`zstd at --compress-level=${level}: rsync's level, within 10% of rsync's size`, async () => {
+      const block = 2048;
+      const k = bigCase(level + 10);
+      const batch = await writeBatch("zstd", 32, block, k, [`--compress-level=${level}`]);
+      const start = findTokens(batch.bytes, k.base.length, block);
+      const d = decode("zstd", 32, batch.bytes, start, k, block);
+      expect(Buffer.compare(d.file, k.src)).toBe(0);
+      const ours = encode("zstd", 32, d.events, k, block, { level });
+      const theirs = d.end - start;
+      expect(Math.abs(ours.length - theirs)).toBeLessThanOrEqual(theirs * 0.1);
+      expect(Buffer.compare(await replay(batch, start, d.end, ours, k, "ours"), k.src)).toBe(0);
     });
   }
 

@@ -1,11 +1,13 @@
 import fc from "fast-check";
 import { Deflate, Z_SYNC_FLUSH } from "pako";
 import { describe, expect, it } from "vitest";
-import { lz4CompressBlock, lz4CompressBound, lz4DecompressBlock } from "../src/protocol/token-lz4-block.js";
+import { LZ4_OUT_SIZE } from "../src/protocol/token-lz4.js";
+import { availableCompressions, compressionUnavailable, lz4Lib } from "../src/protocol/token-libs.js";
 import {
   CHUNK_SIZE,
   createTokenReader,
   createTokenWriter,
+  initCompressionLevel,
   type TokenCompression,
   type TokenEvent,
   type TokenReader,
@@ -107,7 +109,7 @@ describe("token runs in compressed streams", () => {
     return out.take();
   };
 
-  for (const c of ["zlibx", "zlib", "lz4"] as const) {
+  for (const c of ["zlibx", "zlib", "lz4", "zstd"] as const) {
     it(`${c}: relative, long and run forms`, () => {
       expect(enc(c, [0, 1, 2])).toEqual(bytes(0xc0, 2, 0, 0));
       expect(enc(c, [100])).toEqual(bytes(0x20, ...le32(100), 0));
@@ -169,7 +171,6 @@ describe("token runs in compressed streams", () => {
 });
 
 describe("deflated data", () => {
-  const packet = (data: Uint8Array): Uint8Array => bytes(0x40 | (data.length >> 8), data.length & 0xff, ...data);
 
   it("rejects corrupt, empty, final and unsynced data (RERR_STREAMIO)", () => {
     const read = (b: Uint8Array) => () => readAll(createTokenReader("zlibx", { protocol: 31 }), b);
@@ -234,9 +235,203 @@ describe("deflated data", () => {
     expect(r.next(c)).toEqual({ kind: "match", index: 9, count: 1 });
   });
 
-  it("rejects zstd clearly", () => {
-    expect(() => createTokenReader("zstd", { protocol: 31 })).toThrow(/zstd/);
-    expect(() => createTokenWriter("zstd", { protocol: 31 })).toThrow(/zstd/);
+});
+
+/** A DEFLATED_DATA packet around `data` (at most 16383 bytes). */
+const packet = (data: Uint8Array): Uint8Array => bytes(0x40 | (data.length >> 8), data.length & 0xff, ...data);
+
+/** Every event until the end; literal sizes are checked against CHUNK_SIZE as they come, and
+ *  only their total is kept. */
+function drain(r: TokenReader, input: Uint8Array): { literal: number; events: number } {
+  const c = new Cursor(input);
+  let literal = 0;
+  let events = 0;
+  for (;;) {
+    const ev = r.next(c);
+    events++;
+    if (ev.kind === "end") return { literal, events };
+    if (ev.kind === "literal") {
+      expect(ev.data.length).toBeLessThanOrEqual(CHUNK_SIZE);
+      literal += ev.data.length;
+    }
+  }
+}
+
+describe("compression libraries", () => {
+  it("zstd-napi and lz4-napi load here, so every compression is offered", () => {
+    expect(compressionUnavailable("zstd"), "zstd-napi did not load (npm install builds it: it needs python3, make and a C++ compiler)").toBeUndefined();
+    expect(compressionUnavailable("lz4")).toBeUndefined();
+    expect(availableCompressions()).toEqual(["zstd", "lz4", "zlibx", "zlib"]);
+  });
+});
+
+describe("zstd data (one stream for the whole session)", () => {
+  // zstd frame format (RFC 8878): magic, frame header descriptor 0 (no content size, not
+  // single-segment), window descriptor; then blocks with a 3-byte header
+  // (last | type << 1 | size << 3); an RLE block (type 1) repeats one byte `size` times.
+  const frameHead = (windowDescriptor: number) => [0x28, 0xb5, 0x2f, 0xfd, 0x00, windowDescriptor];
+  const rleBlock = (size: number, last = false) => {
+    const h = (size << 3) | (1 << 1) | (last ? 1 : 0);
+    return [h & 0xff, (h >>> 8) & 0xff, h >>> 16, 0x61];
+  };
+
+  it("keeps one stream across files: a later file's data may refer back into an earlier one", () => {
+    const w = createTokenWriter("zstd", { protocol: 31 });
+    const out = new Writer();
+    let x = 7;
+    const text = new Uint8Array(10_000).map(() => 97 + ((x = (x * 1103515245 + 12345) >>> 0) >>> 27));
+    w.literal(text, out);
+    w.end(out);
+    const first = out.take();
+    w.literal(text, out);
+    w.end(out);
+    const second = out.take();
+    // The second copy is a back-reference: far smaller than the first.
+    expect(second.length * 5).toBeLessThan(first.length);
+    const r = createTokenReader("zstd", { protocol: 31 });
+    expect(drain(r, first).literal).toBe(text.length);
+    expect(drain(r, second).literal).toBe(text.length);
+    // A fresh reader cannot make sense of the second file alone.
+    expect(() => drain(createTokenReader("zstd", { protocol: 31 }), second)).toThrow(ProtocolError);
+  });
+
+  it("flushes at every token after literal data and at the end, never ending the frame", () => {
+    const w = createTokenWriter("zstd", { protocol: 31 });
+    const out = new Writer();
+    w.literal(new TextEncoder().encode("hello"), out);
+    // Nothing yet: zstd holds small input back until a flush.
+    expect(out.take().length).toBe(0);
+    w.match(3, undefined, out);
+    const b = out.take();
+    expect(b[0]! & 0xc0).toBe(0x40);
+    const r = createTokenReader("zstd", { protocol: 31 });
+    const c = new Cursor(b);
+    expect(r.next(c)).toEqual({ kind: "literal", data: new TextEncoder().encode("hello") });
+    // Two tokens in a row: no flush (and no packet) between them.
+    w.match(4, undefined, out);
+    w.match(9, undefined, out);
+    w.end(out);
+    const rest = out.take();
+    expect(Array.from(rest)).toEqual([0xc3, 1, 0, 0x85, 0]);
+  });
+
+  it("streams a small packet that decodes to 512 MiB in bounded pieces", () => {
+    // 4095 RLE blocks of 128 KiB each fit in one packet.
+    const blocks: number[] = [];
+    for (let i = 0; i < 4094; i++) blocks.push(...rleBlock(1 << 17));
+    const frame = Uint8Array.from([...frameHead(0x58), ...blocks]);
+    expect(frame.length).toBeLessThanOrEqual(16383);
+    const { literal, events } = drain(createTokenReader("zstd", { protocol: 31 }), concat([packet(frame), bytes(0)]));
+    expect(literal).toBe(4094 * (1 << 17));
+    expect(events).toBeGreaterThan(literal / CHUNK_SIZE);
+  });
+
+  it("rejects malformed data and oversized windows (RERR_STREAMIO)", () => {
+    const read = (...frame: number[]) => () => drain(createTokenReader("zstd", { protocol: 31 }), concat([packet(Uint8Array.from(frame)), bytes(0)]));
+    expectProtocolError(read(1, 2, 3, 4, 5, 6, 7, 8), 12, /ZSTD/);
+    // Block type 3 is reserved.
+    expectProtocolError(read(...frameHead(0x58), 0x07, 0, 0), 12);
+    // A window of 2^41 bytes: more than rsync's (and our) 2^27 limit.
+    expectProtocolError(read(...frameHead(0xf8), ...rleBlock(10, true)), 12, /memory|window/i);
+    // An RLE block larger than the 128 KiB block maximum.
+    expectProtocolError(read(...frameHead(0x58), ...rleBlock((1 << 17) + 1, true)), 12);
+  });
+
+  it("fails only with ProtocolError (or waits for more) on garbage", () => {
+    fc.assert(
+      fc.property(fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 4 }), fc.boolean(), (pieces, magic) => {
+        const parts = pieces.map((p, i) => packet(i === 0 && magic ? concat([Uint8Array.from(frameHead(0x58)), p]) : p));
+        try {
+          drain(createTokenReader("zstd", { protocol: 31 }), concat([...parts, bytes(0)]));
+        } catch (e) {
+          if (!(e instanceof ProtocolError) && !(e instanceof NeedMore)) throw e;
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe("lz4 data (one raw block per packet)", () => {
+  it("splits incompressible input until each block fits a packet", () => {
+    const w = createTokenWriter("lz4", { protocol: 31 });
+    const out = new Writer();
+    let x = 12345;
+    const noise = new Uint8Array(100_000).map(() => ((x = (x * 1103515245 + 12345) >>> 0) >>> 24));
+    w.literal(noise, out);
+    w.end(out);
+    const b = out.take();
+    const c = new Cursor(b);
+    let n = 0;
+    while (b[c.pos] !== 0) {
+      const len = ((b[c.pos]! & 0x3f) << 8) | b[c.pos + 1]!;
+      expect(b[c.pos]! & 0xc0).toBe(0x40);
+      c.pos += 2 + len;
+      n++;
+    }
+    expect(n).toBeGreaterThan(100_000 / 16383);
+    const r = createTokenReader("lz4", { protocol: 31 });
+    const got: Uint8Array[] = [];
+    const cur = new Cursor(b);
+    for (let ev = r.next(cur); ev.kind !== "end"; ev = r.next(cur)) if (ev.kind === "literal") got.push(ev.data);
+    expect(concat(got)).toEqual(noise);
+  });
+
+  it("refuses a block that decodes to more than rsync's output room (RERR_STREAMIO)", () => {
+    const big = lz4Lib().compressSync(Buffer.alloc(LZ4_OUT_SIZE + 1, 7)).subarray(4);
+    expect(big.length).toBeLessThan(16383);
+    expectProtocolError(() => drain(createTokenReader("lz4", { protocol: 31 }), concat([packet(big), bytes(0)])), 12, /uncompress failed/);
+    const fits = lz4Lib().compressSync(Buffer.alloc(LZ4_OUT_SIZE, 7)).subarray(4);
+    expect(drain(createTokenReader("lz4", { protocol: 31 }), concat([packet(fits), bytes(0)])).literal).toBe(LZ4_OUT_SIZE);
+  });
+
+  it("fails only with ProtocolError on garbage, never with more than the output room", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 0, maxLength: 200 }), (block) => {
+        try {
+          expect(drain(createTokenReader("lz4", { protocol: 31 }), concat([packet(block), bytes(0)])).literal).toBeLessThanOrEqual(LZ4_OUT_SIZE);
+        } catch (e) {
+          expect(e).toBeInstanceOf(ProtocolError);
+          expect((e as ProtocolError).exitCode).toBe(12);
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
+
+describe("compression levels (token.c init_compression_level)", () => {
+  it("zlib: default 6 (also for -1), clamped to 1..9, and 0 turns compression off", () => {
+    for (const c of ["zlib", "zlibx"] as const) {
+      expect(initCompressionLevel(c, undefined)).toEqual({ compression: c, level: 6 });
+      expect(initCompressionLevel(c, -1)).toEqual({ compression: c, level: 6 });
+      expect(initCompressionLevel(c, -5)).toEqual({ compression: c, level: 1 });
+      expect(initCompressionLevel(c, 42)).toEqual({ compression: c, level: 9 });
+      expect(initCompressionLevel(c, 0)).toEqual({ compression: "none", level: 0 });
+      expect(initCompressionLevel(c, -0x80000000)).toEqual({ compression: c, level: 6 });
+    }
+    expect(() => createTokenWriter("zlibx", { protocol: 31, level: 0 })).toThrow(/turns zlibx off/);
+  });
+
+  it("zstd: default 3 (also for 0), clamped to libzstd's range, negative levels allowed; lz4: 0", () => {
+    expect(initCompressionLevel("zstd", undefined)).toEqual({ compression: "zstd", level: 3 });
+    expect(initCompressionLevel("zstd", 0)).toEqual({ compression: "zstd", level: 3 });
+    expect(initCompressionLevel("zstd", -7)).toEqual({ compression: "zstd", level: -7 });
+    expect(initCompressionLevel("zstd", 99)).toEqual({ compression: "zstd", level: 22 });
+    expect(initCompressionLevel("zstd", -1_000_000)).toEqual({ compression: "zstd", level: -131072 });
+    expect(initCompressionLevel("lz4", 9)).toEqual({ compression: "lz4", level: 0 });
+  });
+
+  it("a higher zstd level compresses better", () => {
+    const text = new TextEncoder().encode(Array.from({ length: 20_000 }, (_, i) => `row ${i * 7919 % 10007} value ${i % 97}\n`).join(""));
+    const size = (level: number) => {
+      const w = createTokenWriter("zstd", { protocol: 31, level });
+      const out = new Writer();
+      w.literal(text, out);
+      w.end(out);
+      return out.take().length;
+    };
+    expect(size(19)).toBeLessThan(size(-5));
   });
 });
 
@@ -288,6 +483,7 @@ describe.each([
   ["zlib", false],
   ["zlib", true],
   ["lz4", false],
+  ["zstd", false],
 ] as const)("%s round trip (exact zlib history: %s)", (c, exactZlibHistory) => {
   it("writer then reader, over several files, with input cut at random points", () => {
     fc.assert(
@@ -345,37 +541,3 @@ describe.each([
   });
 });
 
-describe("lz4 blocks", () => {
-  it("round-trip", () => {
-    fc.assert(
-      fc.property(
-        fc.oneof(fc.uint8Array({ maxLength: 20_000 }), fc.array(fc.constantFrom(0, 1, 2, 97), { maxLength: 20_000 }).map((a) => Uint8Array.from(a))),
-        (src) => {
-          const dst = new Uint8Array(lz4CompressBound(src.length));
-          const n = lz4CompressBlock(src, dst);
-          expect(n).toBeLessThanOrEqual(dst.length);
-          const back = new Uint8Array(src.length);
-          expect(lz4DecompressBlock(dst.subarray(0, n), back)).toBe(src.length);
-          expect(back).toEqual(src);
-        },
-      ),
-      { numRuns: 200 },
-    );
-  });
-
-  it("never writes past the output and fails only with ProtocolError on garbage", () => {
-    fc.assert(
-      fc.property(fc.uint8Array({ minLength: 0, maxLength: 200 }), fc.integer({ min: 0, max: 300 }), (src, cap) => {
-        const out = new Uint8Array(cap + 8).fill(0xee);
-        try {
-          const n = lz4DecompressBlock(src, out.subarray(0, cap));
-          expect(n).toBeLessThanOrEqual(cap);
-        } catch (e) {
-          expect(e).toBeInstanceOf(ProtocolError);
-        }
-        expect(Array.from(out.subarray(cap))).toEqual(new Array(8).fill(0xee));
-      }),
-      { numRuns: 500 },
-    );
-  });
-});

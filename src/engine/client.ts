@@ -9,7 +9,6 @@ import { decodeIdLists, applyIdNames } from "../protocol/idlist.js";
 import { MsgCode } from "../protocol/mux.js";
 import { NdxReader, NdxWriter } from "../protocol/ndx.js";
 import type { TransferOptions } from "../protocol/options.js";
-import type { TokenCompression } from "../protocol/token.js";
 import { ProtocolError, Writer } from "../protocol/wire.js";
 import { currentUmask } from "./attrs.js";
 import { Connection, type ByteStream } from "./connection.js";
@@ -26,8 +25,6 @@ import { clientSetup, startMultiplex } from "./setup.js";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 
-/** Compression names krsync can decode, strongest first as rsync lists them. */
-export const SUPPORTED_COMPRESSIONS: readonly TokenCompression[] = ["zlibx", "zlib"];
 /** Checksum names krsync offers (rsync's order). */
 export const SUPPORTED_CHECKSUMS = CHECKSUM_NAMES;
 
@@ -88,9 +85,9 @@ async function pull(conn: Connection, req: PullRequest, started: number): Promis
   const { protocol, compat, compression, seed, sums, xferSumLen } = await clientSetup(conn, {
     protocol: req.protocol,
     opts,
-    compressions: SUPPORTED_COMPRESSIONS,
   });
   stats.protocol = protocol;
+  stats.compression = compression;
   // compat.c setup_protocol: inc-recursion the client did not offer ('i' is never sent for a pull).
   if (compat?.incRecurse) {
     throw new ProtocolError("Incompatible options specified for inc-recursive connection (the server turned on incremental recursion, which was not offered)", 1);

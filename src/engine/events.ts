@@ -20,6 +20,8 @@ export interface ItemEvent {
 
 export interface TransferStats {
   protocol: number;
+  /** The file data's compression: negotiated or fixed by --zc ("none" when not compressing). */
+  compression: string;
   numFiles: number;
   numRegFiles: number;
   numDirs: number;
@@ -56,6 +58,7 @@ export interface TransferStats {
 export function emptyStats(): TransferStats {
   return {
     protocol: 0,
+    compression: "none",
     numFiles: 0,
     numRegFiles: 0,
     numDirs: 0,

@@ -11,7 +11,7 @@ import { Connection, type ByteStream } from "./connection.js";
 import { AbortedError } from "./context.js";
 import { emptyStats, type SyncEvents, type TransferStats } from "./events.js";
 import { receivedRules } from "./filters.js";
-import { exitFor, sendList, senderMessages, SENDER_COMPRESSIONS, watchTimeout, type PeerState } from "./push.js";
+import { exitFor, sendList, senderMessages, watchTimeout, type PeerState } from "./push.js";
 import { senderFor } from "./sender.js";
 import { serverSetup, startMultiplex } from "./setup.js";
 
@@ -57,9 +57,10 @@ export async function runServerSender(stream: ByteStream, req: ServerSenderReque
   req.signal?.addEventListener("abort", abort, { once: true });
   try {
     const stats = emptyStats();
-    const setup = await serverSetup(conn, { protocol: req.protocol, opts, compressions: SENDER_COMPRESSIONS, clientInfo: req.clientInfo });
+    const setup = await serverSetup(conn, { protocol: req.protocol, opts, clientInfo: req.clientInfo });
     const { protocol } = setup;
     stats.protocol = protocol;
+    stats.compression = setup.compression;
     const peer: PeerState = { error: false, exit: undefined, ioError: 0 };
     senderMessages(conn, req.events, peer);
     startMultiplex(conn, "server-sender", protocol);

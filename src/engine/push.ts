@@ -6,7 +6,6 @@ import { checksumDigestLength } from "../delta/checksum.js";
 import { wireFilterRuleBytes, type FilterRule } from "../protocol/filter.js";
 import { MsgCode } from "../protocol/mux.js";
 import type { TransferOptions } from "../protocol/options.js";
-import type { TokenCompression } from "../protocol/token.js";
 import { Writer } from "../protocol/wire.js";
 import { Connection, type ByteStream } from "./connection.js";
 import { TimeoutError } from "./client.js";
@@ -15,10 +14,7 @@ import { emptyStats, type SyncEvents, type TransferStats } from "./events.js";
 import { commandLineRules } from "./filters.js";
 import { buildFileList, sendFileList, type BuiltFileList } from "./flist-build.js";
 import { senderFor } from "./sender.js";
-import { checkCompressChoice, clientSetup, startMultiplex, type SetupResult } from "./setup.js";
-
-/** Compressions the sender can encode, in rsync's order (zstd is not available). */
-export const SENDER_COMPRESSIONS: readonly TokenCompression[] = ["lz4", "zlibx", "zlib"];
+import { clientSetup, startMultiplex, type SetupResult } from "./setup.js";
 
 export interface PushRequest {
   opts: TransferOptions;
@@ -145,11 +141,6 @@ export function limitedStream(stream: ByteStream, opts: TransferOptions): ByteSt
 /** Refusals shared by the sending roles (before anything is started). */
 export function checkSenderOptions(opts: TransferOptions): string | undefined {
   if (opts.relative) return "--relative is not supported by krsync's sender yet";
-  try {
-    checkCompressChoice(opts, SENDER_COMPRESSIONS);
-  } catch (e) {
-    return (e as Error).message;
-  }
   return undefined;
 }
 
@@ -218,9 +209,10 @@ export async function runPush(stream: ByteStream, req: PushRequest): Promise<Pus
   req.signal?.addEventListener("abort", abort, { once: true });
   try {
     const stats = emptyStats();
-    const setup = await clientSetup(conn, { protocol: req.protocol, opts, compressions: SENDER_COMPRESSIONS });
+    const setup = await clientSetup(conn, { protocol: req.protocol, opts });
     const { protocol } = setup;
     stats.protocol = protocol;
+    stats.compression = setup.compression;
     const peer: PeerState = { error: false, exit: undefined, ioError: 0 };
     senderMessages(conn, req.events, peer);
     startMultiplex(conn, "client-sender", protocol);

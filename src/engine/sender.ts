@@ -149,7 +149,7 @@ export class Sender {
   constructor(readonly ctx: SenderContext) {
     this.ndxIn = new NdxReader(ctx.protocol);
     this.ndxOut = new NdxWriter(ctx.protocol);
-    this.tokens = createTokenWriter(ctx.compression, { protocol: ctx.protocol });
+    this.tokens = createTokenWriter(ctx.compression, { protocol: ctx.protocol, level: ctx.opts.compressLevel });
   }
 
   private throwIfAborted(): void {

@@ -20,7 +20,9 @@ import {
   type CompatInfo,
 } from "../protocol/handshake.js";
 import { compressionEnabled, type TransferOptions } from "../protocol/options.js";
-import type { TokenCompression } from "../protocol/token.js";
+import { initCompressionLevel, type TokenCompression } from "../protocol/token.js";
+import { availableCompressions, compressionUnavailable, COMPRESSION_NAMES } from "../protocol/token-libs.js";
+import { RERR_UNSUPPORTED } from "../protocol/errcode.js";
 import { ProtocolError, Writer } from "../protocol/wire.js";
 import type { Connection } from "./connection.js";
 
@@ -31,8 +33,6 @@ export interface SetupRequest {
   /** The protocol we announce. */
   protocol: number;
   opts: TransferOptions;
-  /** Compressions this side can use in its role, strongest first as rsync lists them. */
-  compressions: readonly TokenCompression[];
 }
 
 export interface ServerSetupRequest extends SetupRequest {
@@ -47,6 +47,8 @@ export interface SetupResult {
   protocol: number;
   /** compat_flags and what they mean (protocol >= 30), else null. */
   compat: CompatInfo | null;
+  /** The file data's compression: negotiated or fixed, after token.c init_compression_level
+   *  (zlib at --compress-level=0 is no compression). */
   compression: TokenCompression;
   seed: number;
   sums: ChecksumChoice;
@@ -54,17 +56,18 @@ export interface SetupResult {
   xferSumLen: number;
 }
 
-/** The zstd refusal, shared by the roles that compress. */
-export const ZSTD_REFUSAL = 'compression "zstd" is not supported by krsync (use --zc=zlibx, zlib or lz4)';
-
-/** compat.c parse_compress_choice for a fixed --zc: refuse what this role cannot do. */
-export function checkCompressChoice(opts: TransferOptions, compressions: readonly TokenCompression[]): void {
+/**
+ * compat.c parse_compress_choice for a fixed --zc: refuse a choice this side cannot use (its
+ * library is missing). Nothing is loaded unless compression is on.
+ */
+export function checkCompressChoice(opts: TransferOptions): void {
   const choice = opts.compressChoice;
   if (!compressionEnabled(opts) || choice === undefined || choice === "none") return;
-  if (choice === "zstd") throw new ProtocolError(ZSTD_REFUSAL, 4);
-  if (!(compressions as readonly string[]).includes(choice)) {
-    throw new ProtocolError(`compression "${choice}" is not supported by krsync yet`, 4);
+  if (!(COMPRESSION_NAMES as readonly string[]).includes(choice)) {
+    throw new ProtocolError(`unknown compress name: ${choice}`, RERR_UNSUPPORTED);
   }
+  const why = compressionUnavailable(choice as TokenCompression);
+  if (why) throw new ProtocolError(`--compress-choice=${choice} cannot be used: ${why}`, RERR_UNSUPPORTED);
 }
 
 /** Each side writes its protocol, reads the peer's; the lower one is spoken. */
@@ -83,7 +86,7 @@ export async function clientSetup(conn: Connection, req: SetupRequest): Promise<
   if (protocol >= 30) compat = compatInfo(protocol, await conn.in.read((c) => c.varint()));
   const neg = await negotiate(conn, req, compat?.varintFlistFlags ?? false);
   const seed = await conn.in.read((c) => c.int32());
-  return finish(protocol, compat, neg, seed, opts, req.compressions);
+  return finish(protocol, compat, neg, seed, opts);
 }
 
 /** compat.c setup_protocol as a server: the client's capabilities decide the compat flags. */
@@ -108,7 +111,7 @@ export async function serverSetup(conn: Connection, req: ServerSetupRequest): Pr
   const seed = (req.seed ?? (Math.floor(Date.now() / 1000) ^ (process.pid << 6))) | 0;
   conn.write(new Writer(4).int32(seed).take());
   await conn.flush();
-  return finish(protocol, compat, neg, seed, opts, req.compressions);
+  return finish(protocol, compat, neg, seed, opts);
 }
 
 interface Negotiated {
@@ -125,8 +128,10 @@ async function negotiate(conn: Connection, req: SetupRequest, negotiated: boolea
   const w = new Writer();
   const sendSums = !opts.checksumChoice;
   const sendZ = compressionEnabled(opts) && !opts.compressChoice;
+  // Only what can be loaded here is offered: a missing library leaves its name out.
+  const compressions = sendZ ? availableCompressions() : [];
   if (sendSums) encodeVstring(SETUP_CHECKSUMS.join(" "), w);
-  if (sendZ) encodeVstring(req.compressions.join(" "), w);
+  if (sendZ) encodeVstring(compressions.join(" "), w);
   conn.write(w.take());
   await conn.flush();
   if (sendSums) {
@@ -136,7 +141,7 @@ async function negotiate(conn: Connection, req: SetupRequest, negotiated: boolea
   }
   if (sendZ) {
     const list = await conn.in.read((c) => decodeVstring(c));
-    const z = chooseNegotiated(req.compressions, list);
+    const z = chooseNegotiated(compressions, list);
     if (!z) throw new ProtocolError(`Failed to negotiate a compression choice (peer list: ${list})`, 4);
     compression = z as TokenCompression;
   }
@@ -149,14 +154,14 @@ function finish(
   neg: Negotiated,
   seed: number,
   opts: TransferOptions,
-  compressions: readonly TokenCompression[],
 ): SetupResult {
   let { compression } = neg;
   if (compressionEnabled(opts) && compression === "none") {
     // A fixed --zc, or zlib when nothing was negotiated (before protocol 30).
-    checkCompressChoice(opts, compressions);
+    checkCompressChoice(opts);
     compression = (opts.compressChoice ?? "zlib") as TokenCompression;
   }
+  compression = initCompressionLevel(compression, opts.compressLevel).compression;
   const sums = resolveChecksumChoice({
     protocol,
     negotiated: neg.checksumName,

@@ -47,6 +47,9 @@ export interface TransferOptions {
   compress: boolean; // -z given: compress, algorithm negotiated (or zlib before protocol 30)
   compressChoice: string | undefined; // --zc / --compress-choice: a fixed algorithm or "none" ("auto" is not stored)
   compressLevel: number | undefined; // --compress-level / --zl
+  /** --skip-compress=LIST: passed on to a remote sender. rsync 3.5.0 parses it but changes no
+   *  level mid-stream (token.c set_compression), so it alters nothing on the wire. */
+  skipCompress: string | undefined;
   checksumChoice: string | undefined; // --cc / --checksum-choice, lower-case (first of "a,b" = transfer sum; a part may be "auto")
   blockSize: number | undefined; // -B
   protocol: number | undefined; // --protocol=N (27..32)
@@ -101,6 +104,7 @@ export function defaultTransferOptions(): TransferOptions {
     compress: false,
     compressChoice: undefined,
     compressLevel: undefined,
+    skipCompress: undefined,
     checksumChoice: undefined,
     blockSize: undefined,
     protocol: undefined,

@@ -145,6 +145,9 @@ export function serverArgs(opts: TransferOptions, ctx: ServerArgsContext): strin
     if (opts.stats) args.push("--stats");
   }
 
+  // A receiving client tells the sender which suffixes not to compress.
+  if (!amSender && opts.skipCompress !== undefined) args.push(safeOptionArg("--skip-compress", opts.skipCompress, quoting));
+
   if (opts.partial && !inplace && amSender) args.push("--partial");
   if (opts.numericIds) args.push("--numeric-ids");
 

@@ -29,6 +29,7 @@ import {
   MAX_DATA_COUNT,
   RERR_STREAMIO,
   RunEncoder,
+  peekPacket,
   peekRunToken,
 } from "./token-run.js";
 import { Cursor, NeedMore, ProtocolError, Writer } from "./wire.js";
@@ -169,10 +170,8 @@ class DeflateTokenReader implements TokenReader {
         c.need(1);
         flag = c.buf[c.pos]!;
         if ((flag & 0xc0) === DEFLATED_DATA) {
-          c.need(2);
-          const n = ((flag & 0x3f) << 8) | c.buf[c.pos + 1]!;
+          const n = peekPacket(c);
           if (n === 0) throw streamError("inflate returned -5 (empty compressed packet)");
-          c.need(2 + n);
           this.cbuf.set(c.buf.subarray(c.pos + 2, c.pos + 2 + n));
           c.pos += 2 + n;
           consumed = true;
@@ -286,17 +285,15 @@ class DeflateTokenWriter implements TokenWriter {
   constructor(
     mode: "zlib" | "zlibx",
     private readonly protocol: number,
-    level: number | undefined,
+    /** 1..9 (token.ts initCompressionLevel) */
+    level: number,
     private readonly exactHistory: boolean,
   ) {
     this.needsMatchData = mode === "zlib";
     this.tail = new WindowTail(protocol);
     this.discard = new Uint8Array(this.needsMatchData && exactHistory ? AVAIL_OUT : 0);
-    // token.c init_compression_level: default 6, clamped to 1..9.
-    let lvl = level === undefined || level === -1 ? 6 : level;
-    lvl = Math.min(9, Math.max(1, lvl));
     // zlib's classic hash, so the output is byte-for-byte what rsync's zlib produces.
-    if (zlibDeflateInit2(this.strm, lvl, Z_DEFLATED, WINDOW_BITS, MEM_LEVEL, Z_DEFAULT_STRATEGY, true) !== Z_OK) {
+    if (zlibDeflateInit2(this.strm, level, Z_DEFLATED, WINDOW_BITS, MEM_LEVEL, Z_DEFAULT_STRATEGY, true) !== Z_OK) {
       throw new Error("compression init failed");
     }
   }
@@ -427,7 +424,7 @@ export function createDeflateTokenReader(mode: "zlib" | "zlibx", protocol: numbe
 export function createDeflateTokenWriter(
   mode: "zlib" | "zlibx",
   protocol: number,
-  level?: number,
+  level: number,
   exactHistory = false,
 ): TokenWriter {
   return new DeflateTokenWriter(mode, protocol, level, exactHistory);

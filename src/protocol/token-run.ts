@@ -2,6 +2,7 @@
 // encoding of runs of consecutive matched blocks, used alike by the zlib, zlibx, zstd and lz4
 // formats.
 import { RERR_PROTOCOL } from "./errcode.js";
+import type { TokenEvent } from "./token.js";
 import { Cursor, NeedMore, NEED_MORE, ProtocolError, Writer } from "./wire.js";
 
 /** rsync.h CHUNK_SIZE: the most literal data one token carries (and our per-event bound). */
@@ -86,6 +87,15 @@ export class RunEncoder {
   }
 }
 
+/** The DEFLATED_DATA packet whose flag byte is at c.pos: its data length, once all of it has
+ *  arrived (NeedMore until then, the cursor unmoved). The data starts at c.pos + 2. */
+export function peekPacket(c: Cursor): number {
+  c.need(2);
+  const n = ((c.buf[c.pos]! & 0x3f) << 8) | c.buf[c.pos + 1]!;
+  c.need(2 + n);
+  return n;
+}
+
 /** A decoded token record: `count` consecutive blocks from `index`. */
 export interface RunToken {
   index: number;
@@ -127,4 +137,26 @@ export function peekRunToken(c: Cursor, rxToken: number): RunToken {
     if (run <= 0 || index > MAX_TOKEN_INDEX - run) throw invalidToken();
   }
   return { index, count: run + 1, end: p };
+}
+
+/**
+ * Receiver-side run state (token.c rx_token) for the formats whose records need nothing else
+ * (zstd, lz4): decodes the record at c.pos that is not DEFLATED_DATA — the end of the file or a
+ * run of matched blocks — and moves the cursor past it (NeedMore leaves both as they were).
+ */
+export class RunDecoder {
+  /** The last block of the previous run; 0 at each file's start. */
+  private rxToken = 0;
+
+  next(c: Cursor): TokenEvent {
+    if (c.buf[c.pos] === END_FLAG) {
+      c.pos += 1;
+      this.rxToken = 0;
+      return { kind: "end" };
+    }
+    const t = peekRunToken(c, this.rxToken);
+    c.pos = t.end;
+    this.rxToken = t.index + t.count - 1;
+    return { kind: "match", index: t.index, count: t.count };
+  }
 }

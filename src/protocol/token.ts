@@ -10,6 +10,8 @@ import { Cursor, NeedMore, NEED_MORE, Writer } from "./wire.js";
 import { CHUNK_SIZE } from "./token-run.js";
 import { createDeflateTokenReader, createDeflateTokenWriter } from "./token-deflate.js";
 import { createLz4TokenReader, createLz4TokenWriter } from "./token-lz4.js";
+import { lz4Lib, zstdLib } from "./token-libs.js";
+import { createZstdTokenReader, createZstdTokenWriter } from "./token-zstd.js";
 
 export { CHUNK_SIZE } from "./token-run.js";
 
@@ -57,8 +59,9 @@ export interface TokenWriter {
 export interface TokenOptions {
   /** Negotiated protocol version: before 31, zlib's matched-data feed has a quirk (token.c). */
   protocol: number;
-  /** Compression level (writers only; rsync's default for zlib is 6). */
-  level?: number;
+  /** --compress-level as given (writers only; undefined = not given): the level used is
+   *  initCompressionLevel's. */
+  level?: number | undefined;
   /**
    * zlib writer: feed every matched block through the deflater the way rsync built against a
    * stock zlib does, reproducing its output byte for byte. Off by default: only the newest
@@ -76,27 +79,65 @@ export function createTokenReader(compression: TokenCompression, opts: TokenOpti
     case "zlibx":
       return createDeflateTokenReader(compression, opts.protocol);
     case "lz4":
-      return createLz4TokenReader();
+      return createLz4TokenReader(lz4Lib());
     case "zstd":
-      throw new Error(ZSTD_UNSUPPORTED);
+      return createZstdTokenReader(zstdLib());
   }
 }
 
 export function createTokenWriter(compression: TokenCompression, opts: TokenOptions): TokenWriter {
+  const { compression: actual, level } = initCompressionLevel(compression, opts.level);
+  if (actual !== compression) throw new RangeError(`--compress-level=${opts.level} turns ${compression} off: use no compression`);
   switch (compression) {
     case "none":
       return new SimpleTokenWriter();
     case "zlib":
     case "zlibx":
-      return createDeflateTokenWriter(compression, opts.protocol, opts.level, opts.exactZlibHistory);
+      return createDeflateTokenWriter(compression, opts.protocol, level, opts.exactZlibHistory);
     case "lz4":
-      return createLz4TokenWriter();
+      return createLz4TokenWriter(lz4Lib());
     case "zstd":
-      throw new Error(ZSTD_UNSUPPORTED);
+      return createZstdTokenWriter(zstdLib(), level);
   }
 }
 
-const ZSTD_UNSUPPORTED = "zstd token streams are not supported: do not offer zstd (zlibx, zlib and lz4 are)";
+/** rsync.h CLVL_NOT_SPECIFIED: a --compress-level of INT_MIN counts as none given. */
+const CLVL_NOT_SPECIFIED = -0x80000000;
+
+/**
+ * token.c init_compression_level, which both ends run on the level the client passed on
+ * (--compress-level): the level the sender compresses at, clamped to the algorithm's range
+ * without a word, and the compression itself — zlib's level 0 turns compression off.
+ * zlib/zlibx: default 6 (also for -1), 1..9, 0 = off; zstd: default ZSTD_CLEVEL_DEFAULT (also
+ * for 0), ZSTD_minCLevel()..ZSTD_maxCLevel(); lz4: always 0.
+ */
+export function initCompressionLevel(
+  compression: TokenCompression,
+  level: number | undefined,
+): { compression: TokenCompression; level: number } {
+  const given = level === undefined || level === CLVL_NOT_SPECIFIED ? undefined : level;
+  let min: number, max: number, def: number;
+  switch (compression) {
+    case "none":
+      return { compression, level: 0 };
+    case "lz4":
+      return { compression, level: 0 };
+    case "zlib":
+    case "zlibx":
+      if (given === 0) return { compression: "none", level: 0 };
+      [min, max, def] = [1, 9, 6];
+      if (given === -1) return { compression, level: def };
+      break;
+    case "zstd": {
+      const z = zstdLib();
+      [min, max, def] = [z.minCLevel(), z.maxCLevel(), z.defaultCLevel()];
+      if (given === 0) return { compression, level: def };
+      break;
+    }
+  }
+  if (given === undefined) return { compression, level: def };
+  return { compression, level: Math.min(max, Math.max(min, given)) };
+}
 
 const END: TokenEvent = { kind: "end" };
 

@@ -43,7 +43,11 @@ export type EvilToken =
   /** A literal header claiming `len` bytes, followed by only `send` bytes (default: all). */
   | { litLen: number; send?: number }
   | { block: number }
-  | { end: true };
+  | { end: true }
+  /** Bytes as they are: a compressed token stream for a client with a fixed --zc (this
+   *  server compresses nothing). `decodes`: what they decode to, `count` times `byte`, for the
+   *  whole-file checksum. */
+  | { rawHex: string; decodes?: [byte: number, count: number] };
 
 export type EvilAction =
   /** Bytes straight onto stdout (not framed). */
@@ -335,6 +339,12 @@ async function runAction(a: EvilAction, s: Session, req?: Request): Promise<void
             summer.update(p);
             await send(p);
           }
+        } else if ("rawHex" in t) {
+          if (t.decodes) {
+            const piece = Buffer.alloc(1 << 20, t.decodes[0]);
+            for (let left = t.decodes[1]; left > 0; left -= piece.length) summer.update(piece.subarray(0, Math.min(left, piece.length)));
+          }
+          await send(hex(t.rawHex));
         } else if ("block" in t) {
           await sendW(new Writer().int32(-(t.block + 1)));
         } else {
