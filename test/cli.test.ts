@@ -88,7 +88,7 @@ describe("krsync CLI", () => {
     expect(k.code, k.stderr).toBe(0);
     const lines = (s: string) => s.split("\n").filter((l) => l.trim() !== "").sort();
     expect(lines(k.stdout)).toEqual(lines(n.stdout));
-    expect(diffSnapshots(snapshotTree(join(w, "n")), snapshotTree(join(w, "k")), { mtimeMicros: true })).toEqual([]);
+    expect(diffSnapshots(snapshotTree(join(w, "n")), snapshotTree(join(w, "k")), { krsyncMtimes: true })).toEqual([]);
   });
 
   it("--stats reports the same transfer figures as rsync", async () => {
