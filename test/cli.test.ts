@@ -88,7 +88,7 @@ describe("krsync CLI", () => {
     expect(k.code, k.stderr).toBe(0);
     const lines = (s: string) => s.split("\n").filter((l) => l.trim() !== "").sort();
     expect(lines(k.stdout)).toEqual(lines(n.stdout));
-    expect(diffSnapshots(snapshotTree(join(w, "n")), snapshotTree(join(w, "k")), { mtimeMicros: true })).toEqual([]);
+    expect(diffSnapshots(snapshotTree(join(w, "n")), snapshotTree(join(w, "k")), { krsyncMtimes: true })).toEqual([]);
   });
 
   it("-i and -v of a pull and a local copy into new directories print what rsync prints", async () => {
@@ -164,7 +164,7 @@ describe("krsync CLI and its optional compression libraries", () => {
     const p = await krsync([...debugRemote, "-a", "--zc=zstd", "--zl=99", `${w}/src/`, `${FAKE_HOST}:${w}/p/`]);
     expect(p.code, p.stderr).toBe(0);
     expect(chosen(p.stderr)).toBe("zstd (level 22)");
-    for (const d of ["k", "p"]) expect(diffSnapshots(snapshotTree(join(w, "src")), snapshotTree(join(w, d)), { mtimeMicros: true })).toEqual([]);
+    for (const d of ["k", "p"]) expect(diffSnapshots(snapshotTree(join(w, "src")), snapshotTree(join(w, d)), { krsyncMtimes: true })).toEqual([]);
   });
 
   it("without zstd-napi: -z negotiates lz4 both ways, --zc=zstd is refused (exit 4) before anything starts", async () => {
@@ -177,7 +177,7 @@ describe("krsync CLI and its optional compression libraries", () => {
     const p = await without(["zstd-napi"], [...debugRemote, "-az", `${w}/src/`, `${FAKE_HOST}:${w}/p/`]);
     expect(p.code, p.stderr).toBe(0);
     expect(chosen(p.stderr)).toBe("lz4 (level 0)");
-    for (const d of ["k", "p"]) expect(diffSnapshots(snapshotTree(join(w, "src")), snapshotTree(join(w, d)), { mtimeMicros: true })).toEqual([]);
+    for (const d of ["k", "p"]) expect(diffSnapshots(snapshotTree(join(w, "src")), snapshotTree(join(w, d)), { krsyncMtimes: true })).toEqual([]);
     for (const args of [
       [...remote, "-a", "--zc=zstd", `${FAKE_HOST}:${w}/src/`, `${w}/never/`],
       [...remote, "-a", "--zc=zstd", `${w}/src/`, `${FAKE_HOST}:${w}/never/`],
@@ -197,7 +197,7 @@ describe("krsync CLI and its optional compression libraries", () => {
     expect(k.code, k.stderr).toBe(0);
     expect(offered(k.stderr)).toBe("zlibx zlib");
     expect(chosen(k.stderr)).toBe("zlibx (level 6)");
-    expect(diffSnapshots(snapshotTree(join(w, "src")), snapshotTree(join(w, "k")), { mtimeMicros: true })).toEqual([]);
+    expect(diffSnapshots(snapshotTree(join(w, "src")), snapshotTree(join(w, "k")), { krsyncMtimes: true })).toEqual([]);
     const r = await without(["zstd-napi", "lz4-napi"], [...remote, "-a", "--zc=lz4", `${w}/src/`, `${FAKE_HOST}:${w}/never/`]);
     expect(r.code).toBe(4);
     expect(r.stderr).toMatch(/--compress-choice=lz4 cannot be used: the lz4-napi module could not be loaded/);

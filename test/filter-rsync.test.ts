@@ -512,7 +512,7 @@ describe("krsync's sender walks with the rules as native rsync's does (push and 
           const srcSnap = snapshotTree(src);
           const untouched = (rel: string) => nativeSnap.get(rel)?.type === "dir" && nativeSnap.get(rel)?.mtimeNs !== srcSnap.get(rel)?.mtimeNs;
           const ignore = (rel: string, field: string) => field === "mtime" && untouched(rel);
-          expect(diffSnapshots(nativeSnap, snapshotTree(ourDst), { mtimeMicros: true, ignore })).toEqual([]);
+          expect(diffSnapshots(nativeSnap, snapshotTree(ourDst), { krsyncMtimes: true, ignore })).toEqual([]);
         });
       }
     }

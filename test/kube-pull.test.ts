@@ -85,7 +85,7 @@ async function krsyncCli(a: FakeApi, transport: Transport, args: string[], kubec
 }
 
 function compareTrees(expected: string, actual: string): string[] {
-  return diffSnapshots(snapshotTree(expected), snapshotTree(actual), { mtimeMicros: true });
+  return diffSnapshots(snapshotTree(expected), snapshotTree(actual), { krsyncMtimes: true });
 }
 
 /** Runs a command without blocking the event loop (the fake API server lives in this process). */

@@ -50,7 +50,7 @@ async function expected(from: string, startFrom: string | null, extra: string[] 
   return d;
 }
 
-const same = (a: string, b: string) => diffSnapshots(snapshotTree(a), snapshotTree(b), { mtimeMicros: true });
+const same = (a: string, b: string) => diffSnapshots(snapshotTree(a), snapshotTree(b), { krsyncMtimes: true });
 
 describeIfRoot("krsync pushes into pods of the fake API server", () => {
   beforeAll(async () => {

@@ -1,5 +1,6 @@
 // Local copies (no host on either side): krsync's sender and receiver in one process over
-// in-memory streams. Each result is compared byte for byte (mtimes to the microsecond) with
+// in-memory streams. Each result is compared byte for byte (mtimes to the nanosecond; to the
+// microsecond when native/ is not built, see snapshot.ts krsyncMtimes) with
 // native `rsync -aHS` copying the same tree from the same starting state; and no rsync binary
 // may run.
 import childProcess from "node:child_process";
@@ -13,6 +14,7 @@ import { isRoot, testBigFileMB, tmpDir } from "./helpers/env.js";
 import { localCopy, runRsync } from "./helpers/rsync.js";
 import { diffSnapshots, snapshotTree, type DiffOptions } from "./helpers/snapshot.js";
 import { buildNastyTree } from "./helpers/tree.js";
+import { nsecMtimeCases } from "./helpers/nsec-times.js";
 
 const ROOT = isRoot();
 const BIG_MB = testBigFileMB(40);
@@ -46,7 +48,7 @@ async function krsyncLocal(args: string[], src: string, dst: string, hooks: { on
   }
 }
 
-const CMP: DiffOptions = { mtimeMicros: true, owners: ROOT };
+const CMP: DiffOptions = { krsyncMtimes: true, owners: ROOT };
 
 function compare(expected: string, actual: string, opts: DiffOptions = CMP): string[] {
   return diffSnapshots(snapshotTree(expected, { owners: ROOT }), snapshotTree(actual, { owners: ROOT }), opts);
@@ -117,6 +119,10 @@ describe.each(PROTOCOLS)("local copy at protocol %i", (protocol) => {
     expect(k.rsyncRuns).toEqual([]);
     expect(compare(nativeDir, krsyncDir)).toEqual([]);
   });
+});
+
+describe.each([31, 32] as const)("nanosecond mtimes, local copy at protocol %i", (protocol) => {
+  nsecMtimeCases(protocol, krsyncLocal, localCopy);
 });
 
 describe("local copy options against native rsync", () => {

@@ -4,8 +4,9 @@
 // byte with modes, mtimes, owners, link targets and hard-link groups — and with the bytes each
 // moves on the wire.
 //
-// krsync sets mtimes through Node's fs, which has microsecond resolution (libuv truncates), so
-// mtimes are compared to the microsecond; everything else is compared exactly.
+// krsync sets mtimes to the nanosecond with its native addon (native/, utimensat), and mtimes
+// are compared exactly; without the addon it falls back to Node's fs, which keeps microseconds,
+// and mtimes are compared to the microsecond (snapshot.ts krsyncMtimes).
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { sync } from "../src/api.js";
@@ -15,6 +16,7 @@ import { FAKE_HOST, parseStats, pull, rshArg, wireBytes } from "./helpers/rsync.
 import { diffSnapshots, snapshotTree, type DiffOptions } from "./helpers/snapshot.js";
 import { buildNastyTree } from "./helpers/tree.js";
 import { COMPRESSION_CASES, runCompressionCase, textTrees } from "./helpers/compression.js";
+import { nsecMtimeCases } from "./helpers/nsec-times.js";
 
 const ROOT = isRoot();
 const BIG_MB = testBigFileMB(40);
@@ -32,7 +34,7 @@ async function krsyncPull(args: string[], src: string, dst: string) {
   return { ...r, messages };
 }
 
-const CMP: DiffOptions = { mtimeMicros: true, owners: ROOT };
+const CMP: DiffOptions = { krsyncMtimes: true, owners: ROOT };
 
 function compare(expected: string, actual: string, opts: DiffOptions = CMP): string[] {
   return diffSnapshots(snapshotTree(expected, { owners: ROOT }), snapshotTree(actual, { owners: ROOT }), opts);
@@ -77,6 +79,10 @@ describe.each(PROTOCOLS)("pull at protocol %i", (protocol) => {
     const ours = k.stats.totalRead + k.stats.totalWritten;
     expect(ours).toBeLessThanOrEqual(nativeWire * 1.1);
   });
+});
+
+describe.each([31, 32] as const)("nanosecond mtimes, pull at protocol %i", (protocol) => {
+  nsecMtimeCases(protocol, krsyncPull, pull);
 });
 
 describe("pull options against native rsync (protocol 32)", () => {

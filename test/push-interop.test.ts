@@ -1,7 +1,7 @@
 // The sender against the real rsync binary: krsync pushes to `rsync --server` (a receiver)
 // through a local remote-shell stand-in at every protocol 27..32, and each result is compared
 // with what native rsync pushing the same tree from the same starting state produces — trees
-// byte for byte with modes, mtimes (to the microsecond: Node's fs sets µs), owners, link
+// byte for byte with modes, mtimes (to the nanosecond: rsync sets them), owners, link
 // targets and hard-link groups — and with the bytes each moves on the wire.
 import { chmodSync, mkdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { PassThrough } from "node:stream";
@@ -14,6 +14,7 @@ import { FAKE_HOST, parseStats, push, rshArg, wireBytes } from "./helpers/rsync.
 import { diffSnapshots, snapshotTree, type DiffOptions } from "./helpers/snapshot.js";
 import { buildNastyTree } from "./helpers/tree.js";
 import { COMPRESSION_CASES, runCompressionCase, textTrees } from "./helpers/compression.js";
+import { nsecMtimeCases } from "./helpers/nsec-times.js";
 import { Connection } from "../src/engine/connection.js";
 import { emptyStats } from "../src/engine/events.js";
 import type { SendEntry } from "../src/engine/flist-build.js";
@@ -48,7 +49,7 @@ async function krsyncPush(args: string[], src: string, dst: string, hooks: { onS
   return { ...r, messages };
 }
 
-const CMP: DiffOptions = { mtimeMicros: true, owners: ROOT };
+const CMP: DiffOptions = { owners: ROOT };
 
 function compare(expected: string, actual: string, opts: DiffOptions = CMP): string[] {
   return diffSnapshots(snapshotTree(expected, { owners: ROOT }), snapshotTree(actual, { owners: ROOT }), opts);
@@ -95,6 +96,10 @@ describe.each(PROTOCOLS)("push at protocol %i", (protocol) => {
     const ours = k.stats.totalRead + k.stats.totalWritten;
     expect(ours).toBeLessThanOrEqual(nativeWire * 1.1);
   });
+});
+
+describe.each([31, 32] as const)("nanosecond mtimes, push at protocol %i", (protocol) => {
+  nsecMtimeCases(protocol, krsyncPush, push);
 });
 
 describe("push options against native rsync (protocol 32)", () => {

@@ -1,6 +1,8 @@
 // Setting and comparing file attributes on the receiving side (rsync.c set_file_attrs,
 // generator.c itemize / unchanged_attrs).
 import * as fs from "node:fs";
+import { createRequire } from "node:module";
+import { getSystemErrorMap } from "node:util";
 import type { LocalStat } from "./destination.js";
 import type { FileEntry } from "../protocol/fileentry.js";
 import { isDir, isLink } from "../protocol/fileentry.js";
@@ -65,22 +67,112 @@ export function attrChanges(
   return iflags;
 }
 
+/** krsync's addon (native/times.c): utimensat and futimens with exact nanoseconds. */
+interface NativeTimes {
+  utimensat(path: string, nofollow: boolean, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): number;
+  futimens(fd: number, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): number;
+  UTIME_NOW: number;
+}
+
+/** How this process sets file times. */
+export interface TimeSetter {
+  /** True when native/ loaded: times are set with utimensat/futimens. */
+  native: boolean;
+  /** The finest mtime step that is set exactly: 1 ns with the addon, 1000 ns through Node's fs. */
+  resolutionNs: 1 | 1000;
+  /** Why the addon is not used (empty when it is). */
+  reason: string;
+}
+
+function loadNativeTimes(): { addon: NativeTimes | null; reason: string } {
+  if (process.env.KRSYNC_NO_NATIVE) return { addon: null, reason: "KRSYNC_NO_NATIVE is set" };
+  if (process.platform === "win32") return { addon: null, reason: "no utimensat on Windows" };
+  try {
+    // Built by npm's install step (native/build.mjs); the same path from src/engine and dist/engine.
+    const addon = createRequire(import.meta.url)("../../native/build/Release/krsync_times.node") as NativeTimes;
+    if (typeof addon.utimensat !== "function" || typeof addon.futimens !== "function") {
+      return { addon: null, reason: "native/ addon lacks utimensat/futimens" };
+    }
+    return { addon, reason: "" };
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return { addon: null, reason: code === "MODULE_NOT_FOUND" ? "native/ addon not built" : `native/ addon does not load: ${(e as Error).message}` };
+  }
+}
+
+const loaded = loadNativeTimes();
+const nativeTimes = loaded.addon;
+
+export const timeSetter: TimeSetter = Object.freeze({
+  native: nativeTimes !== null,
+  resolutionNs: nativeTimes ? 1 : 1000,
+  reason: loaded.reason,
+});
+
+/** A Node-style error for an errno the addon returned. */
+function timesError(errno: number, syscall: string, path?: string): NodeJS.ErrnoException {
+  const [code, text] = getSystemErrorMap().get(-errno) ?? [`E${errno}`, `error ${errno}`];
+  const e: NodeJS.ErrnoException = new Error(`${code}: ${text}, ${syscall}${path !== undefined ? ` '${path}'` : ""}`);
+  e.errno = -errno;
+  e.code = code;
+  e.syscall = syscall;
+  if (path !== undefined) e.path = path;
+  return e;
+}
+
+function checkTime(sec: number, nsec: number): void {
+  if (!Number.isSafeInteger(sec) || !Number.isInteger(nsec) || nsec < 0 || nsec > 999_999_999) {
+    throw new RangeError(`file time out of range: ${sec}.${nsec}`);
+  }
+}
+
 /**
- * utimes argument for seconds + nanoseconds. Node's fs sets microseconds (libuv truncates) and
- * turns a negative *number* into "now", but takes a numeric string as it is: so a string, aimed
- * at the middle of the wanted microsecond to survive the double's rounding.
+ * utimes argument for seconds + nanoseconds when Node's fs sets the time (no addon): fs keeps
+ * microseconds (libuv truncates) and turns a negative *number* into "now", but takes a numeric
+ * string as it is: so a string, aimed at the middle of the wanted microsecond to survive the
+ * double's rounding.
  */
-export function timeArg(sec: number, nsec: number): string {
+function timeArg(sec: number, nsec: number): string {
   if (nsec === 0) return String(sec);
   // libuv keeps whole microseconds, truncating toward zero: aim half a microsecond away from it.
   const usec = sec * 1e6 + Math.floor(nsec / 1000);
   return String((usec + (usec >= 0 ? 0.5 : -0.5)) / 1e6);
 }
 
+/**
+ * Set a path's mtime to (sec, nsec) and its atime to now; `nofollow` sets a symlink's own
+ * times (rsync.c set_file_attrs via syscall.c do_utimensat / do_lutimes). Exact to the
+ * nanosecond with the addon, else to the microsecond.
+ */
+export function setPathMtime(p: string, nofollow: boolean, sec: number, nsec: number): void {
+  checkTime(sec, nsec);
+  if (nativeTimes) {
+    const e = nativeTimes.utimensat(p, nofollow, 0, nativeTimes.UTIME_NOW, sec, nsec);
+    if (e !== 0) throw timesError(e, nofollow ? "lutime" : "utime", p);
+    return;
+  }
+  const now = Date.now() / 1000;
+  const m = timeArg(sec, nsec);
+  if (nofollow) fs.lutimesSync(p, now, m);
+  else fs.utimesSync(p, now, m);
+}
+
+/** setPathMtime for an open file (futimens). */
+export function setFdMtime(fd: number, sec: number, nsec: number): void {
+  checkTime(sec, nsec);
+  if (nativeTimes) {
+    const e = nativeTimes.futimens(fd, 0, nativeTimes.UTIME_NOW, sec, nsec);
+    if (e !== 0) throw timesError(e, "futime");
+    return;
+  }
+  fs.futimesSync(fd, Date.now() / 1000, timeArg(sec, nsec));
+}
+
 export interface AttrTarget {
   chown(uid: number, gid: number): void;
   chmod(mode: number): void;
-  utimes(atime: number | string, mtime: number | string): void;
+  /** Set the mtime (the atime becomes now). */
+  setMtime(sec: number, nsec: number): void;
 }
 
 export function pathTarget(p: string, link: boolean): AttrTarget {
@@ -89,7 +181,7 @@ export function pathTarget(p: string, link: boolean): AttrTarget {
     chmod: (m) => {
       if (!link) fs.chmodSync(p, m);
     },
-    utimes: (a, m) => (link ? fs.lutimesSync(p, a as string, m as string) : fs.utimesSync(p, a as string, m as string)),
+    setMtime: (sec, nsec) => setPathMtime(p, link, sec, nsec),
   };
 }
 
@@ -97,7 +189,7 @@ export function fdTarget(fd: number): AttrTarget {
   return {
     chown: (u, g) => fs.fchownSync(fd, u, g),
     chmod: (m) => fs.fchmodSync(fd, m),
-    utimes: (a, m) => fs.futimesSync(fd, a as string, m as string),
+    setMtime: (sec, nsec) => setFdMtime(fd, sec, nsec),
   };
 }
 
@@ -125,8 +217,10 @@ export function setAttrs(t: AttrTarget, st: LocalStat | null, w: SetAttrsWanted,
   }
   if (w.mtime) {
     const { sec, nsec } = w.mtime;
-    const same = st !== null && st.mtime === sec && (!accurate || Math.floor(nsec / 1000) === Math.floor(st.mtimeNsec / 1000));
-    if (!same) t.utimes(Date.now() / 1000, timeArg(sec, nsec));
+    // rsync.c same_mtime: accurate compares the nanoseconds, here as far as they can be set.
+    const res = timeSetter.resolutionNs;
+    const same = st !== null && st.mtime === sec && (!accurate || Math.floor(nsec / res) === Math.floor(st.mtimeNsec / res));
+    if (!same) t.setMtime(sec, nsec);
   }
 }
 

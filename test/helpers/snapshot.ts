@@ -4,6 +4,7 @@
 
 import { createHash } from "node:crypto";
 import { closeSync, lstatSync, openSync, readSync, readdirSync, readlinkSync, type BigIntStats } from "node:fs";
+import { timeSetter } from "../../src/engine/attrs.js";
 
 export type EntryType = "file" | "dir" | "symlink" | "fifo" | "socket" | "chr" | "blk";
 
@@ -156,8 +157,11 @@ export interface DiffOptions {
   ignoreSymlinkMtimes?: boolean;
   /** Compare mtimes in whole seconds only. */
   mtimeSecondsOnly?: boolean;
-  /** Compare mtimes to the microsecond (what Node's fs can set: libuv truncates to µs). */
-  mtimeMicros?: boolean;
+  /**
+   * Compare mtimes as finely as krsync sets them: to the nanosecond when native/ (utimensat)
+   * is loaded, else to the microsecond (the fallback through Node's fs, which keeps µs).
+   */
+  krsyncMtimes?: boolean;
   /** Compare uid/gid (default true; only where both snapshots recorded them). */
   owners?: boolean;
   /** Compare hard-link groups (default true). */
@@ -169,6 +173,8 @@ export interface DiffOptions {
 }
 
 const SEC = 1_000_000_000n;
+/** The mtime step krsync sets exactly in this process (src/engine/attrs.ts timeSetter). */
+const KRSYNC_MTIME_STEP = BigInt(timeSetter.resolutionNs);
 const floorDiv = (a: bigint, b: bigint): bigint => (a >= 0n ? a / b : -((-a + b - 1n) / b));
 
 /** Show a path readably; control characters and quotes are escaped via JSON. */
@@ -249,8 +255,8 @@ export function diffSnapshots(expected: Snapshot, actual: Snapshot, opts: DiffOp
     if (mtimeWanted) {
       const same = opts.mtimeSecondsOnly
         ? floorSec(a.mtimeNs) === floorSec(b.mtimeNs)
-        : opts.mtimeMicros
-          ? floorDiv(a.mtimeNs, 1000n) === floorDiv(b.mtimeNs, 1000n)
+        : opts.krsyncMtimes && KRSYNC_MTIME_STEP !== 1n
+          ? floorDiv(a.mtimeNs, KRSYNC_MTIME_STEP) === floorDiv(b.mtimeNs, KRSYNC_MTIME_STEP)
           : a.mtimeNs === b.mtimeNs;
       if (!same && !skip(rel, "mtime")) out.push(`mtime of ${p}: ${formatMtime(a.mtimeNs)} vs ${formatMtime(b.mtimeNs)}`);
     }

@@ -781,3 +781,60 @@ export function mutateTree(dir: string, opts: { root?: boolean } = {}): void {
   mutate(w, root);
   w.finish();
 }
+
+// ---------------------------------------------------------------------------------------------
+// A small tree of nanosecond mtimes a double of seconds cannot hold
+
+/**
+ * Mtimes (ns) of buildNsecTree's entries: none is representable as a double of seconds (at
+ * these epochs a double resolves ~240 ns), so only a nanosecond time setter reproduces them.
+ */
+export const NSEC_TREE_TIMES: ReadonlyMap<string, bigint> = new Map([
+  [".", 1_700_000_009n * SEC + 999_999_999n],
+  ["a.txt", 1_700_000_000n * SEC + 123_456_789n],
+  ["one-ns.bin", 1_700_000_000n * SEC + 1n],
+  ["last-ns.bin", 1_700_000_000n * SEC + 999_999_999n],
+  ["before-1970.txt", -1_000_000_000n * SEC - 123_456_789n],
+  ["year-2128.txt", 5_000_000_000n * SEC + 123_456_789n],
+  ["d", 1_700_000_000n * SEC + 987_654_321n],
+  ["d/e.txt", 1_699_999_999n * SEC + 555_555_555n],
+  ["d/link", 1_700_000_002n * SEC + 222_222_222n],
+  ["d/dangling", 1_700_000_003n * SEC + 333_333_333n],
+  ["d/pipe", 1_700_000_004n * SEC + 444_444_444n],
+  ["d/sub", 1_234_567_890n * SEC + 123_456_789n],
+  ["d/sub/big.bin", 1_700_000_005n * SEC + 555_555_557n],
+]);
+
+/** Files, directories, symlinks and a fifo with the mtimes of NSEC_TREE_TIMES. */
+export function buildNsecTree(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  const w = new TreeWriter(dir, "base");
+  const t = (rel: string): { mtime: bigint } => ({ mtime: NSEC_TREE_TIMES.get(rel)! });
+  w.dir("d", 0o755, t("d"));
+  w.dir("d/sub", 0o750, t("d/sub"));
+  for (const rel of ["a.txt", "before-1970.txt", "year-2128.txt", "d/e.txt"]) w.file(rel, textContent(rel, 3000), 0o644, t(rel));
+  for (const rel of ["one-ns.bin", "last-ns.bin"]) w.file(rel, randomContent(rel, 777), 0o600, t(rel));
+  w.file("d/sub/big.bin", randomContent("d/sub/big.bin", 300_000), 0o644, t("d/sub/big.bin"));
+  w.symlink("d/link", "e.txt", t("d/link"));
+  w.symlink("d/dangling", "../nowhere", t("d/dangling"));
+  w.fifo("d/pipe", 0o644, t("d/pipe"));
+  w.setMtime(".", NSEC_TREE_TIMES.get(".")!);
+  w.finish();
+}
+
+/** Change buildNsecTree's files so that a second run sends deltas, with new nanosecond mtimes. */
+export function mutateNsecTree(dir: string): Map<string, bigint> {
+  const w = new TreeWriter(dir, "mutated");
+  const times = new Map(NSEC_TREE_TIMES);
+  const big = join(dir, "d/sub/big.bin");
+  const fd = openSync(big, "r+");
+  writeSync(fd, randomContent("nsec-change", 4096), 0, 4096, 100_000);
+  closeSync(fd);
+  times.set("d/sub/big.bin", 1_700_000_100n * SEC + 100_000_001n);
+  writeFileSync(join(dir, "a.txt"), textContent("a.txt changed", 3100));
+  times.set("a.txt", 1_700_000_100n * SEC + 876_543_211n);
+  for (const rel of ["d/sub/big.bin", "a.txt"]) w.setMtime(rel, times.get(rel)!);
+  for (const rel of ["d/sub", "d", "."]) w.setMtime(rel, times.get(rel)!);
+  w.finish();
+  return times;
+}
