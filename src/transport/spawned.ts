@@ -16,6 +16,8 @@ export class SpawnedTransport implements Transport {
   private readonly exit: Promise<TransportExit>;
   private spawnError: Error | null = null;
   private stderrTail = "";
+  private killed = false;
+  private resolveExit: (e: TransportExit) => void = () => {};
 
   constructor(
     readonly argv: readonly string[],
@@ -41,11 +43,17 @@ export class SpawnedTransport implements Transport {
     // EPIPE on the child's stdin shows up as the peer's exit; keep it from being unhandled.
     child.stdin!.on("error", () => {});
     this.exit = new Promise((resolve) => {
+      this.resolveExit = resolve;
       child.on("error", (e) => {
         this.spawnError = e;
         resolve({ code: 127, signal: null });
       });
       child.on("close", (code, signal) => resolve({ code, signal }));
+      // Once we have let go of the pipes, the child's own exit is the end ("close" would wait
+      // for every process that still holds them).
+      child.on("exit", (code, signal) => {
+        if (this.killed) resolve({ code, signal });
+      });
     });
   }
 
@@ -60,9 +68,13 @@ export class SpawnedTransport implements Transport {
 
   kill(): void {
     // A process behind the remote shell may still hold the pipes: let go of them too.
+    this.killed = true;
     this.child.stdin?.destroy();
     this.child.stdout?.destroy();
-    if (this.child.exitCode === null && this.child.signalCode === null) {
+    this.child.stderr?.destroy();
+    if (this.child.exitCode !== null || this.child.signalCode !== null) {
+      this.resolveExit({ code: this.child.exitCode, signal: this.child.signalCode });
+    } else {
       this.child.kill("SIGTERM");
       const t = setTimeout(() => {
         if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGKILL");
