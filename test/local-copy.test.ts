@@ -130,6 +130,8 @@ describe("local copy options against native rsync", () => {
     ["--no-whole-file (delta)", ["-aH", "--no-whole-file"]],
     ["-c", ["-aHc"]],
     ["--inplace", ["-aH", "--inplace"]],
+    ["--append", ["-aH", "--append"]],
+    ["--append at protocol 29 (append-verify)", ["-aH", "--append", "--protocol=29"]],
     ["-z", ["-aH", "-z"]],
     ["no -H", ["-a"]],
   ];

@@ -92,6 +92,8 @@ describe("pull options against native rsync (protocol 32)", () => {
     ["--zc=zlibx", ["-aH", "--zc=zlibx"]],
     ["-c", ["-aHc"]],
     ["--inplace", ["-aH", "--inplace"]],
+    ["--append", ["-aH", "--append"]],
+    ["--append at protocol 29 (append-verify)", ["-aH", "--append", "--protocol=29"]],
     ["--whole-file", ["-aHW"]],
     ["--size-only", ["-aH", "--size-only"]],
     ["-I", ["-aHI"]],

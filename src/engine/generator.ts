@@ -414,6 +414,11 @@ export class Generator {
       this.leaderPending.set(ndx, Promise.resolve(true));
       return;
     }
+    if (!redo && opts.append && regular && st!.size >= f.size) {
+      // recv_generator: --append leaves a file at least as long as the sender's alone, attributes too.
+      this.leaderPending.set(ndx, Promise.resolve(true));
+      return;
+    }
     let iflags = ITEM_TRANSFER;
     if (!st) iflags |= ITEM_IS_NEW;
     else {
@@ -466,7 +471,9 @@ export class Generator {
       }
       ctx.sentHeads.set(ndx, head);
       writeSumHead(head, w);
-      if (head.count === 0) {
+      // generate_and_send_sums: --append sends the head alone (the sender skips what we have);
+      // the redo phase is a whole transfer again.
+      if (head.count === 0 || (ctx.opts.append && !redo)) {
         conn.writeScratch();
         return;
       }

@@ -105,7 +105,8 @@ export function streamPair(): { client: ByteStream; server: ByteStream; destroy:
 
 /** rsync's local copy: whole files by default (options.c: whole_file for a local transfer). */
 export async function runLocal(req: LocalRequest): Promise<PullResult> {
-  const opts: TransferOptions = { ...req.opts, wholeFile: req.opts.wholeFile ?? true };
+  // (generator.c do_generator: --append always takes the delta path)
+  const opts: TransferOptions = { ...req.opts, wholeFile: req.opts.wholeFile ?? !req.opts.append };
   const protocol = req.protocol ?? opts.protocol ?? MAX_PROTOCOL;
   const pair = streamPair();
   // The receiving side reports the items (as rsync's local copy shows them: ">f...").

@@ -257,12 +257,15 @@ async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean): 
   let interrupted = true;
   let writer: OutputFile | null = null;
   const dry = opts.dryRun;
+  // options.c: --append implies --inplace; its skip applies outside the redo (append_mode < 0).
+  const inplace = opts.inplace || opts.append;
+  const appending = opts.append && !redoing;
   try {
     if (!dry) {
       try {
         dest.checkParents(name);
-        if (head.count > 0 && !opts.inplace) basis = dest.openBasis(name);
-        if (opts.inplace) {
+        if (head.count > 0 && !inplace) basis = dest.openBasis(name);
+        if (inplace) {
           out = dest.openInplace(name);
         } else {
           const t = dest.createTemp(name);
@@ -274,15 +277,24 @@ async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean): 
         failure = `mkstemp "${name}" failed: ${(e as Error).message}`;
       }
     }
-    writer = new OutputFile(out, opts.sparse && !opts.inplace);
+    writer = new OutputFile(out, opts.sparse && !inplace);
     const basisReader =
-      opts.inplace && out !== null
+      inplace && out !== null
         ? new BasisReader(out, fs.fstatSync(out).size)
         : basis
           ? new BasisReader(basis.fd, basis.size)
           : null;
     const tokens = (ctx.tokenReader ??= createTokenReader(ctx.compression, { protocol: ctx.protocol }));
     const summer = createFileSummer(ctx.xferSum, ctx.protocol, ctx.seed);
+    if (appending && head.count > 0) {
+      // receiver.c receive_data: the kept length is the sum head's; below protocol 30 (append
+      // verify) it is part of the whole-file checksum. New data goes after it.
+      const kept = head.count * head.blength - (head.remainder ? head.blength - head.remainder : 0);
+      if (ctx.protocol < 30 && basisReader) {
+        for (let off = 0; off < kept; off += BASIS_WINDOW) summer.update(basisReader.read(off, Math.min(BASIS_WINDOW, kept - off)));
+      }
+      writer.skip(kept);
+    }
     for (;;) {
       const ev = await conn.in.read((c) => tokens.next(c));
       if (ev.kind === "end") break;
@@ -313,7 +325,7 @@ async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean): 
         const block = basisReader.read(off, len);
         summer.update(block);
         if (tokens.needsMatchData) tokens.seeMatch(block);
-        if (opts.inplace && off === writer.offset) writer.skip(len);
+        if (inplace && off === writer.offset) writer.skip(len);
         else writer.write(block);
       }
     }
@@ -327,7 +339,7 @@ async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean): 
       return "failed";
     }
     if (dry) return "ok";
-    if (opts.inplace) fs.ftruncateSync(out!, writer.offset);
+    if (inplace) fs.ftruncateSync(out!, writer.offset);
     else if (opts.sparse && writer.offset > 0) fs.ftruncateSync(out!, writer.offset);
     if (!verified) {
       if (!redoing) {
@@ -341,7 +353,7 @@ async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean): 
     }
     // rsync.c finish_transfer: attributes on the temp file, then the rename.
     const own = wantedOwner(file, opts, ctx.owners);
-    const existing = opts.inplace ? null : dest.lstat(name);
+    const existing = inplace ? null : dest.lstat(name);
     const mode = wantedMode(file, opts, existing && isReg(existing.mode) ? existing : null, ctx.dfltPerms);
     setAttrs(
       fdTarget(out!),
