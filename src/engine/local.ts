@@ -11,6 +11,7 @@ import { Connection, type ByteStream } from "./connection.js";
 import { AbortedError } from "./context.js";
 import { emptyStats, type SyncEvents, type TransferStats } from "./events.js";
 import { exitFor, sendList, senderMessages, SENDER_COMPRESSIONS, watchTimeout, type PeerState } from "./push.js";
+import { SourceHandoff } from "./handoff.js";
 import { senderFor } from "./sender.js";
 import { serverSetup, startMultiplex } from "./setup.js";
 
@@ -40,6 +41,8 @@ export interface ServerSenderRequest {
   signal?: AbortSignal | undefined;
   timeoutSec?: number | undefined;
   cwd?: string | undefined;
+  /** An in-process receiver takes whole files by hand (engine/handoff.ts). */
+  handoff?: SourceHandoff | undefined;
 }
 
 export interface ServerSenderResult {
@@ -74,7 +77,14 @@ export async function runServerSender(stream: ByteStream, req: ServerSenderReque
     }
     const list = await sendList(conn, setup, req, stats);
     // An empty list still runs the phases: krsync's client receiver goes through them.
-    const sender = senderFor(conn, setup, list, { opts, events: req.events, stats, amServer: true, signal: req.signal });
+    const sender = senderFor(conn, setup, list, {
+      opts,
+      events: req.events,
+      stats,
+      amServer: true,
+      signal: req.signal,
+      handoff: req.handoff,
+    });
     await sender.run();
     await sender.finish();
     stats.totalRead = conn.bytesIn;
@@ -106,6 +116,9 @@ export async function runLocal(req: LocalRequest): Promise<PullResult> {
   const opts: TransferOptions = { ...req.opts, wholeFile: req.opts.wholeFile ?? true };
   const protocol = req.protocol ?? opts.protocol ?? MAX_PROTOCOL;
   const pair = streamPair();
+  // Both roles are here: whole files go from the sender's descriptor to the receiver's temp
+  // file directly, not through the token stream.
+  const handoff = new SourceHandoff();
   // The receiving side reports the items (as rsync's local copy shows them: ">f...").
   const senderEvents: SyncEvents = { ...req.events };
   delete senderEvents.item;
@@ -121,6 +134,7 @@ export async function runLocal(req: LocalRequest): Promise<PullResult> {
     signal: req.signal,
     timeoutSec: req.timeoutSec,
     cwd: req.cwd,
+    handoff,
   });
   const clientP = runPull(pair.client, {
     opts,
@@ -130,13 +144,21 @@ export async function runLocal(req: LocalRequest): Promise<PullResult> {
     events: req.events,
     ...(req.signal ? { signal: req.signal } : {}),
     timeoutSec: req.timeoutSec ?? 0,
+    handoff,
   });
   // One side failing must not leave the other waiting for bytes that never come.
   const fail = (e: unknown) => {
+    handoff.close();
     pair.destroy();
     throw e;
   };
-  const [server, client] = await Promise.all([serverP.catch(fail), clientP.catch(fail)]);
+  let both: [ServerSenderResult, PullResult];
+  try {
+    both = await Promise.all([serverP.catch(fail), clientP.catch(fail)]);
+  } finally {
+    handoff.close();
+  }
+  const [server, client] = both;
   let exitCode = client.exitCode;
   if (server.exitCode !== 0 && (exitCode === 0 || (exitCode === 24 && server.exitCode === 23))) exitCode = server.exitCode;
   return { exitCode, stats: client.stats };

@@ -11,9 +11,11 @@ import { createTokenReader } from "../protocol/token.js";
 import { ProtocolError } from "../protocol/wire.js";
 import { fdTarget, setAttrs, wantedMode, wantedOwner } from "./attrs.js";
 import { destName, reportError, throwIfAborted, type ReceiveContext } from "./context.js";
+import type { HandedSource } from "./handoff.js";
 import { ITEM_BASIS_TYPE_FOLLOWS, ITEM_MISSING_DATA, ITEM_TRANSFER, ITEM_XNAME_FOLLOWS } from "./itemize.js";
 
 const WRITE_BUF = 256 * 1024;
+const COPY_BUF = 256 * 1024;
 const BASIS_WINDOW = 256 * 1024;
 const MAXPATHLEN = 1024;
 
@@ -154,6 +156,14 @@ class OutputFile {
     this.offset += data.length;
   }
 
+  /** Write `data` at once, without copying it into the buffer (it is the caller's to reuse). */
+  writeNow(data: Uint8Array): void {
+    this.flush();
+    if (this.fd !== null) this.writeAt(data, this.offset);
+    this.offset += data.length;
+    this.bufStart = this.offset;
+  }
+
   /** Advance without writing (inplace: the bytes there are already right). */
   skip(n: number): void {
     this.flush();
@@ -250,6 +260,8 @@ async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean): 
     ctx.sentHeads.delete(ndx);
   }
 
+  // The sender answered on the wire and handed the file over (an in-process local copy).
+  const handed = ctx.handoff?.take(ndx);
   let basis: { fd: number; size: number } | null = null;
   let out: number | null = null;
   let tmp: string | null = null;
@@ -282,10 +294,16 @@ async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean): 
           ? new BasisReader(basis.fd, basis.size)
           : null;
     const tokens = (ctx.tokenReader ??= createTokenReader(ctx.compression, { protocol: ctx.protocol }));
-    const summer = createFileSummer(ctx.xferSum, ctx.protocol, ctx.seed);
+    let shortRead = false;
+    if (handed) {
+      if (out !== null) shortRead = copyHanded(handed, writer);
+      ctx.stats.literalData += handed.size;
+    }
+    const summer = handed ? null : createFileSummer(ctx.xferSum, ctx.protocol, ctx.seed);
     for (;;) {
       const ev = await conn.in.read((c) => tokens.next(c));
       if (ev.kind === "end") break;
+      if (!summer) throw new ProtocolError(`the sender sent data for ${name}, which it handed over`);
       if (ev.kind === "literal") {
         if (ev.data.length === 0) continue;
         summer.update(ev.data);
@@ -320,8 +338,11 @@ async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean): 
     writer.flush();
     const sum = await conn.in.readBytes(ctx.xferSumLen);
     interrupted = false;
-    const mine = summer.digest();
-    const verified = Buffer.compare(Buffer.from(sum), Buffer.from(mine.subarray(0, ctx.xferSumLen))) === 0;
+    // A handed file never passed through the stream: its checksum field is not one (see
+    // handoff.ts); a short read stands for the sender's failed checksum (match.c).
+    const verified = summer
+      ? Buffer.compare(Buffer.from(sum), Buffer.from(summer.digest().subarray(0, ctx.xferSumLen))) === 0
+      : !shortRead;
     if (failure) {
       reportError(ctx, `krsync: ${failure}`);
       return "failed";
@@ -362,6 +383,7 @@ async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean): 
     }
     return "ok";
   } finally {
+    if (handed) closeQuiet(handed.fd);
     if (basis) closeQuiet(basis.fd);
     // --partial keeps what arrived of an interrupted transfer under the real name, with an
     // mtime of 0 so that the next run does not take it for up to date (receiver.c, rsync.c).
@@ -390,6 +412,43 @@ async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean): 
     }
     throwIfAborted(ctx);
   }
+}
+
+/** Buffer for reading handed files (one file is received at a time). */
+let sharedCopyBuf: Buffer | null = null;
+
+/**
+ * The bytes of a handed source file into the output, as the sender would have sent them:
+ * `size` bytes from its start, zeros standing in for what a shrunken file no longer has
+ * (sender.c / match.c). Returns true when the read came up short.
+ */
+function copyHanded(src: HandedSource, writer: OutputFile): boolean {
+  const buf = (sharedCopyBuf ??= Buffer.allocUnsafe(COPY_BUF));
+  let pos = 0;
+  let short = false;
+  while (pos < src.size) {
+    const want = Math.min(buf.length, src.size - pos);
+    let got = 0;
+    if (!short) {
+      while (got < want) {
+        let n = 0;
+        try {
+          n = fs.readSync(src.fd, buf, got, want - got, pos + got);
+        } catch {
+          n = 0;
+        }
+        if (n === 0) break;
+        got += n;
+      }
+    }
+    if (got < want) {
+      buf.fill(0, got, want);
+      short = true;
+    }
+    writer.writeNow(buf.subarray(0, want));
+    pos += want;
+  }
+  return short;
 }
 
 function closeQuiet(fd: number): void {
