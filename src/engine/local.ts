@@ -29,6 +29,8 @@ export interface LocalRequest {
   signal?: AbortSignal;
   timeoutSec?: number;
   cwd?: string;
+  /** Where whole files pass from the sender to the receiver (default: a new SourceHandoff). */
+  handoff?: SourceHandoff;
 }
 
 export interface ServerSenderRequest {
@@ -118,7 +120,7 @@ export async function runLocal(req: LocalRequest): Promise<PullResult> {
   const pair = streamPair();
   // Both roles are here: whole files go from the sender's descriptor to the receiver's temp
   // file directly, not through the token stream.
-  const handoff = new SourceHandoff();
+  const handoff = req.handoff ?? new SourceHandoff();
   // The receiving side reports the items (as rsync's local copy shows them: ">f...").
   const senderEvents: SyncEvents = { ...req.events };
   delete senderEvents.item;
@@ -146,19 +148,19 @@ export async function runLocal(req: LocalRequest): Promise<PullResult> {
     timeoutSec: req.timeoutSec ?? 0,
     handoff,
   });
-  // One side failing must not leave the other waiting for bytes that never come.
-  const fail = (e: unknown) => {
-    handoff.close();
-    pair.destroy();
-    throw e;
-  };
-  let both: [ServerSenderResult, PullResult];
-  try {
-    both = await Promise.all([serverP.catch(fail), clientP.catch(fail)]);
-  } finally {
-    handoff.close();
-  }
-  const [server, client] = both;
+  // One side failing must not leave the other waiting for bytes that never come; the run ends
+  // when both have (the receiver may still be finishing files it had in copy).
+  const failure: { failed: boolean; error?: unknown } = { failed: false };
+  const watch = <T>(p: Promise<T>): Promise<T | null> =>
+    p.catch((e: unknown) => {
+      if (!failure.failed) Object.assign(failure, { failed: true, error: e });
+      handoff.close();
+      pair.destroy();
+      return null;
+    });
+  const [server, client] = await Promise.all([watch(serverP), watch(clientP)]);
+  handoff.close();
+  if (failure.failed || !server || !client) throw failure.error;
   let exitCode = client.exitCode;
   if (server.exitCode !== 0 && (exitCode === 0 || (exitCode === 24 && server.exitCode === 23))) exitCode = server.exitCode;
   return { exitCode, stats: client.stats };

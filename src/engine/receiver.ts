@@ -15,7 +15,12 @@ import type { HandedSource } from "./handoff.js";
 import { ITEM_BASIS_TYPE_FOLLOWS, ITEM_MISSING_DATA, ITEM_TRANSFER, ITEM_XNAME_FOLLOWS } from "./itemize.js";
 
 const WRITE_BUF = 256 * 1024;
+/** Handed files: copied in line up to SYNC_COPY_MAX, else through the thread pool. */
 const COPY_BUF = 256 * 1024;
+const SYNC_COPY_MAX = 64 * 1024;
+const ASYNC_COPY_BUF = 1 << 20;
+/** Files whose bytes may be in copy at once (each holds a buffer and two descriptors). */
+const MAX_IN_FLIGHT = 4;
 const BASIS_WINDOW = 256 * 1024;
 const MAXPATHLEN = 1024;
 
@@ -52,41 +57,74 @@ export async function runReceiver(ctx: ReceiveContext, sig: ReceiverSignals): Pr
   const maxPhase = protocol >= 29 ? 2 : 1;
   let phase = 0;
   const sent = new Set<number>(); // FLAG_FILE_SENT: a second arrival is the redo
+  // Files whose wire part is read but whose bytes are still being copied (handed files):
+  // at most MAX_IN_FLIGHT, all finished before a phase ends (their redos belong to it).
+  const inFlight = new Set<Promise<void>>();
+  let failed: { error: unknown } | null = null;
+  const drain = async () => {
+    while (inFlight.size > 0) await Promise.race(inFlight);
+    if (failed) throw failed.error;
+  };
+  try {
+    await receiveAll();
+  } catch (e) {
+    await Promise.allSettled(inFlight);
+    throw e;
+  }
 
-  for (;;) {
-    throwIfAborted(ctx);
-    const ndx = await readNdx(ctx);
-    if (ndx === NDX_DONE) {
-      if (++phase > maxPhase) break;
-      sig.phaseDone(phase);
-      continue;
+  async function receiveAll(): Promise<void> {
+    for (;;) {
+      throwIfAborted(ctx);
+      if (failed) throw failed.error;
+      const ndx = await readNdx(ctx);
+      if (ndx === NDX_DONE) {
+        await drain();
+        if (++phase > maxPhase) break;
+        sig.phaseDone(phase);
+        continue;
+      }
+      if (ndx >= ctx.files.length) {
+        throw new ProtocolError(`Invalid file index: ${ndx} (-1 - ${ctx.files.length - 1})`);
+      }
+      let iflags = ITEM_TRANSFER | ITEM_MISSING_DATA;
+      if (protocol >= 29) iflags = await conn.in.read((c) => c.int16());
+      if (iflags & ITEM_BASIS_TYPE_FOLLOWS) {
+        const t = await conn.in.read((c) => c.byte());
+        if (t !== 0x80) throw new ProtocolError(`unexpected basis type ${t} for index ${ndx}`);
+      }
+      if (iflags & ITEM_XNAME_FOLLOWS) {
+        await conn.in.read((c) => decodeVstring(c, MAXPATHLEN));
+      }
+      if (!(iflags & ITEM_TRANSFER)) continue;
+      if (phase === 2) throw new ProtocolError("got transfer request in phase 2");
+      const file = ctx.files[ndx];
+      if (!file) throw new ProtocolError(`refusing transfer of cleared file index ${ndx}`);
+      if (!isReg(file.mode)) {
+        throw new ProtocolError(`received request to transfer non-regular file: ${ndx}`);
+      }
+      const redoing = sent.has(ndx);
+      sent.add(ndx);
+      ctx.stats.transferredFiles++;
+      ctx.stats.totalTransferredSize += file.size;
+      let wireDone!: () => void;
+      const wire = new Promise<void>((resolve) => (wireDone = resolve));
+      const done = receiveFile(ctx, ndx, redoing, wireDone);
+      await Promise.race([wire, done]);
+      const settled: Promise<void> = done.then(
+        (ok) => {
+          inFlight.delete(settled);
+          if (ok === "redo") sig.redo(ndx);
+          else sig.fileDone(ndx, ok === "ok");
+        },
+        (e: unknown) => {
+          inFlight.delete(settled);
+          failed ??= { error: e };
+        },
+      );
+      inFlight.add(settled);
+      while (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight);
     }
-    if (ndx >= ctx.files.length) {
-      throw new ProtocolError(`Invalid file index: ${ndx} (-1 - ${ctx.files.length - 1})`);
-    }
-    let iflags = ITEM_TRANSFER | ITEM_MISSING_DATA;
-    if (protocol >= 29) iflags = await conn.in.read((c) => c.int16());
-    if (iflags & ITEM_BASIS_TYPE_FOLLOWS) {
-      const t = await conn.in.read((c) => c.byte());
-      if (t !== 0x80) throw new ProtocolError(`unexpected basis type ${t} for index ${ndx}`);
-    }
-    if (iflags & ITEM_XNAME_FOLLOWS) {
-      await conn.in.read((c) => decodeVstring(c, MAXPATHLEN));
-    }
-    if (!(iflags & ITEM_TRANSFER)) continue;
-    if (phase === 2) throw new ProtocolError("got transfer request in phase 2");
-    const file = ctx.files[ndx];
-    if (!file) throw new ProtocolError(`refusing transfer of cleared file index ${ndx}`);
-    if (!isReg(file.mode)) {
-      throw new ProtocolError(`received request to transfer non-regular file: ${ndx}`);
-    }
-    const redoing = sent.has(ndx);
-    sent.add(ndx);
-    ctx.stats.transferredFiles++;
-    ctx.stats.totalTransferredSize += file.size;
-    const ok = await receiveFile(ctx, ndx, redoing);
-    if (ok === "redo") sig.redo(ndx);
-    else sig.fileDone(ndx, ok === "ok");
+    await drain();
   }
 
   // Below protocol 29 there is no second phase: what the generator waits for is over too.
@@ -134,7 +172,7 @@ class OutputFile {
   offset = 0;
 
   constructor(
-    private readonly fd: number | null,
+    readonly fd: number | null,
     private readonly sparse: boolean,
   ) {}
 
@@ -245,7 +283,11 @@ class BasisReader {
   }
 }
 
-async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean): Promise<ReceiveOutcome> {
+/**
+ * One requested file. `wireDone` is called once nothing more of this file is to be read from
+ * the stream: the receiver then reads the next request while a handed file is still copied.
+ */
+async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean, wireDone: () => void): Promise<ReceiveOutcome> {
   const { conn, opts, dest } = ctx;
   const file = ctx.files[ndx]!;
   const name = destName(ctx, ndx);
@@ -294,11 +336,6 @@ async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean): 
           ? new BasisReader(basis.fd, basis.size)
           : null;
     const tokens = (ctx.tokenReader ??= createTokenReader(ctx.compression, { protocol: ctx.protocol }));
-    let shortRead = false;
-    if (handed) {
-      if (out !== null) shortRead = copyHanded(handed, writer);
-      ctx.stats.literalData += handed.size;
-    }
     const summer = handed ? null : createFileSummer(ctx.xferSum, ctx.protocol, ctx.seed);
     for (;;) {
       const ev = await conn.in.read((c) => tokens.next(c));
@@ -337,6 +374,12 @@ async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean): 
     }
     writer.flush();
     const sum = await conn.in.readBytes(ctx.xferSumLen);
+    let shortRead = false;
+    if (handed) {
+      ctx.stats.literalData += handed.size;
+      wireDone();
+      if (out !== null) shortRead = await copyHanded(ctx, handed, writer, opts.sparse || opts.inplace);
+    }
     interrupted = false;
     // A handed file never passed through the stream: its checksum field is not one (see
     // handoff.ts); a short read stands for the sender's failed checksum (match.c).
@@ -414,39 +457,88 @@ async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean): 
   }
 }
 
-/** Buffer for reading handed files (one file is received at a time). */
+/** Buffer for handed files copied in line (one at a time). */
 let sharedCopyBuf: Buffer | null = null;
+/** fs.read / fs.write through the thread pool, resolving to the byte count. */
+const fsp = {
+  read: (fd: number, b: Buffer, off: number, len: number, pos: number) =>
+    new Promise<number>((resolve, reject) => fs.read(fd, b, off, len, pos, (e, n) => (e ? reject(e) : resolve(n)))),
+  write: (fd: number, b: Buffer, off: number, len: number, pos: number) =>
+    new Promise<number>((resolve, reject) => fs.write(fd, b, off, len, pos, (e, n) => (e ? reject(e) : resolve(n)))),
+};
+/** Buffers for handed files copied through the thread pool (one per file in flight). */
+const copyBufs: Buffer[] = [];
 
 /**
  * The bytes of a handed source file into the output, as the sender would have sent them:
  * `size` bytes from its start, zeros standing in for what a shrunken file no longer has
- * (sender.c / match.c). Returns true when the read came up short.
+ * (sender.c / match.c). Resolves to true when the read came up short. Small files (and
+ * sparse or in-place output, which goes through the writer) are copied with direct calls;
+ * bigger ones in pieces through the thread pool, so that other files proceed meanwhile.
  */
-function copyHanded(src: HandedSource, writer: OutputFile): boolean {
-  const buf = (sharedCopyBuf ??= Buffer.allocUnsafe(COPY_BUF));
-  let pos = 0;
+function copyHanded(ctx: ReceiveContext, src: HandedSource, writer: OutputFile, viaWriter: boolean): boolean | Promise<boolean> {
+  if (viaWriter || src.size <= SYNC_COPY_MAX) {
+    const buf = (sharedCopyBuf ??= Buffer.allocUnsafe(COPY_BUF));
+    let short = false;
+    for (let pos = 0; pos < src.size; ) {
+      const want = Math.min(buf.length, src.size - pos);
+      const got = short ? 0 : readFull(src.fd, buf, want, pos);
+      if (got < want) {
+        buf.fill(0, got, want);
+        short = true;
+      }
+      writer.writeNow(buf.subarray(0, want));
+      pos += want;
+    }
+    return short;
+  }
+  return copyHandedAsync(ctx, src, writer);
+}
+
+function readFull(fd: number, buf: Buffer, want: number, pos: number): number {
+  let got = 0;
+  while (got < want) {
+    let n = 0;
+    try {
+      n = fs.readSync(fd, buf, got, want - got, pos + got);
+    } catch {
+      n = 0;
+    }
+    if (n === 0) break;
+    got += n;
+  }
+  return got;
+}
+
+async function copyHandedAsync(ctx: ReceiveContext, src: HandedSource, writer: OutputFile): Promise<boolean> {
+  const buf = copyBufs.pop() ?? Buffer.allocUnsafe(ASYNC_COPY_BUF);
+  const out = writer.fd!;
   let short = false;
-  while (pos < src.size) {
-    const want = Math.min(buf.length, src.size - pos);
-    let got = 0;
-    if (!short) {
-      while (got < want) {
+  try {
+    for (let pos = 0; pos < src.size; ) {
+      throwIfAborted(ctx);
+      const want = Math.min(buf.length, src.size - pos);
+      let got = 0;
+      while (!short && got < want) {
         let n = 0;
         try {
-          n = fs.readSync(src.fd, buf, got, want - got, pos + got);
+          n = await fsp.read(src.fd, buf, got, want - got, pos + got);
         } catch {
           n = 0;
         }
         if (n === 0) break;
         got += n;
       }
+      if (got < want) {
+        buf.fill(0, got, want);
+        short = true;
+      }
+      for (let w = 0; w < want; ) w += await fsp.write(out, buf, w, want - w, pos + w);
+      pos += want;
+      writer.offset = pos; // what --partial keeps if the run stops here
     }
-    if (got < want) {
-      buf.fill(0, got, want);
-      short = true;
-    }
-    writer.writeNow(buf.subarray(0, want));
-    pos += want;
+  } finally {
+    copyBufs.push(buf);
   }
   return short;
 }
