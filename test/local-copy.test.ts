@@ -4,12 +4,35 @@
 // native `rsync -aHS` copying the same tree from the same starting state; and no rsync binary
 // may run.
 import childProcess from "node:child_process";
-import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import {
+  appendFileSync,
+  closeSync,
+  existsSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  lutimesSync,
+  truncateSync,
+  utimesSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { syncBuiltinESMExports } from "node:module";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { sync } from "../src/api.js";
 import { parseCommandLine } from "../src/cli/options.js";
+import { SourceHandoff, type HandedSource } from "../src/engine/handoff.js";
+import { runLocal } from "../src/engine/local.js";
+import { defaultTransferOptions, type TransferOptions } from "../src/protocol/options.js";
 import { isRoot, testBigFileMB, tmpDir } from "./helpers/env.js";
 import { localCopy, runRsync } from "./helpers/rsync.js";
 import { diffSnapshots, snapshotTree, type DiffOptions } from "./helpers/snapshot.js";
@@ -214,5 +237,186 @@ describe("local copy edge cases", () => {
     });
     expect(r.exitCode).toBe(23);
     expect(messages.some((m) => /link_stat ".*nope" failed: No such file or directory \(2\)/.test(m)), messages.join("\n")).toBe(true);
+  });
+});
+
+/** The options `krsync ARGS` would run with (as api.sync fills them in). */
+function optionsOf(args: string[]): TransferOptions {
+  const cl = parseCommandLine([...args, "src/", "dst/"]);
+  const given = Object.fromEntries(Object.entries(cl.options).filter(([, v]) => v !== undefined));
+  return { ...defaultTransferOptions(), ...given } as TransferOptions;
+}
+
+/** A handoff that does something to a source file as the receiver takes it over. */
+class MeddlingHandoff extends SourceHandoff {
+  taken: string[] = [];
+  constructor(private readonly meddle: (path: string) => void) {
+    super();
+  }
+  override take(ndx: number): HandedSource | undefined {
+    const src = super.take(ndx);
+    if (src) {
+      const path = readlinkSync(`/proc/self/fd/${src.fd}`);
+      this.taken.push(path);
+      this.meddle(path);
+    }
+    return src;
+  }
+}
+
+async function runLocalWith(args: string[], src: string, dst: string, handoff?: SourceHandoff, signal?: AbortSignal) {
+  const messages: string[] = [];
+  const r = await runLocal({
+    opts: optionsOf(args),
+    sources: [`${src}/`],
+    destination: `${dst}/`,
+    events: { message: (level, text) => messages.push(`${level}: ${text}`) },
+    ...(handoff ? { handoff } : {}),
+    ...(signal ? { signal } : {}),
+  });
+  return { ...r, messages };
+}
+
+const openFds = () => readdirSync("/proc/self/fd").length;
+
+/** Past mtimes on a new tree's directories and symlinks (files keep theirs), bottom up. */
+function settleTimes(dir: string): void {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) settleTimes(p);
+    else if (e.isSymbolicLink()) lutimesSync(p, 1_600_000_000, 1_600_000_000);
+  }
+  utimesSync(dir, 1_600_000_000, 1_600_000_000);
+}
+
+describe("local copy: whole files handed from the sender to the receiver", () => {
+  it("the bytes do not pass through the stream, and the tree equals native rsync's", async () => {
+    const w = tmpDir("localhand-");
+    const src = join(w, "src");
+    mkdirSync(join(src, "sub"), { recursive: true });
+    writeFileSync(join(src, "big.bin"), randomBytes(3 << 20));
+    writeFileSync(join(src, "sub", "small.txt"), "small\n");
+    writeFileSync(join(src, "empty"), "");
+    settleTimes(src);
+    const handoff = new MeddlingHandoff(() => {});
+    const k = await runLocalWith(["-a"], src, join(w, "krsync"), handoff);
+    expect(errorsOf(k.messages)).toEqual([]);
+    expect(k.exitCode).toBe(0);
+    expect(handoff.taken.map((p) => p.slice(src.length + 1)).sort()).toEqual(["big.bin", "empty", "sub/small.txt"]);
+    expect(k.stats.literalData).toBe((3 << 20) + 6);
+    // What the receiver read from the stream: requests' echoes, not the 3 MiB.
+    expect(k.stats.totalRead).toBeLessThan(16 * 1024);
+    expect((await localCopy(src, join(w, "native"), ["-a"])).code).toBe(0);
+    expect(compare(join(w, "native"), join(w, "krsync"))).toEqual([]);
+  });
+
+  // Both sizes: small files are copied in line, bigger ones through the thread pool.
+  it.each([30_000, 700_000])("a file (%i bytes) that shrinks after the sender opened it is discarded and sent again, as rsync redoes a short read", async (size) => {
+    const w = tmpDir("localshrink-");
+    const src = join(w, "src");
+    mkdirSync(src);
+    const file = join(src, "shrinks.bin");
+    writeFileSync(file, randomBytes(size));
+    writeFileSync(join(src, "other.txt"), "other\n");
+    utimesSync(file, 1_600_000_000, 1_600_000_000);
+    const handoff = new MeddlingHandoff((p) => {
+      if (p === file && statSync(file).size > 1000) truncateSync(file, 1000);
+    });
+    const k = await runLocalWith(["-a", "-v"], src, join(w, "dst"), handoff);
+    expect(errorsOf(k.messages)).toEqual([]);
+    expect(k.exitCode).toBe(0);
+    expect(k.messages).toContain("warning: WARNING: shrinks.bin failed verification -- update discarded (will try again).");
+    // The redo is streamed: the file was handed once.
+    expect(handoff.taken.filter((p) => p === file)).toHaveLength(1);
+    const out = join(w, "dst", "shrinks.bin");
+    expect(readFileSync(out).equals(readFileSync(file))).toBe(true);
+    // The mtime is the one the file list carried (the next run sees the change).
+    expect(lstatSync(out).mtimeMs).toBe(1_600_000_000_000);
+    expect(readdirSync(join(w, "dst")).sort()).toEqual(["other.txt", "shrinks.bin"]);
+  });
+
+  it("a file that grows after the sender opened it arrives at the length the sender saw, as rsync sends it", async () => {
+    const w = tmpDir("localgrow-");
+    const src = join(w, "src");
+    mkdirSync(src);
+    const file = join(src, "grows.log");
+    const start = randomBytes(100_000);
+    writeFileSync(file, start);
+    const handoff = new MeddlingHandoff((p) => {
+      if (p === file) appendFileSync(file, "more lines\n".repeat(1000));
+    });
+    const k = await runLocalWith(["-a", "-v"], src, join(w, "dst"), handoff);
+    expect(errorsOf(k.messages)).toEqual([]);
+    expect(k.messages.filter((m) => m.includes("failed verification"))).toEqual([]);
+    expect(k.exitCode).toBe(0);
+    expect(readFileSync(join(w, "dst", "grows.log")).equals(start)).toBe(true);
+  });
+
+  it("-S keeps the holes native rsync -S makes; without -S both write the zeros", async () => {
+    const w = tmpDir("localsparse-");
+    const src = join(w, "src");
+    mkdirSync(src);
+    const fd = openSync(join(src, "holes.img"), "w");
+    writeSync(fd, randomBytes(8192), 0, 8192, 0);
+    writeSync(fd, randomBytes(8192), 0, 8192, 4 << 20);
+    closeSync(fd);
+    writeFileSync(join(src, "zeros.bin"), Buffer.alloc(2 << 20)); // all zeros, no holes
+    settleTimes(src);
+    for (const args of [["-a", "-S"], ["-a"]]) {
+      const tag = args.join("");
+      const k = await runLocalWith(args, src, join(w, `krsync${tag}`));
+      expect(k.exitCode).toBe(0);
+      expect((await localCopy(src, join(w, `native${tag}`), args)).code).toBe(0);
+      expect(compare(join(w, `native${tag}`), join(w, `krsync${tag}`))).toEqual([]);
+      for (const name of ["holes.img", "zeros.bin"]) {
+        const blocks = (d: string) => lstatSync(join(w, d, name)).blocks;
+        expect(blocks(`krsync${tag}`), `${tag} ${name}`).toBe(blocks(`native${tag}`));
+      }
+    }
+    expect(lstatSync(join(w, "krsync-a-S", "holes.img")).blocks).toBeLessThan(lstatSync(join(w, "krsync-a", "holes.img")).blocks);
+  });
+
+  it("hard links, --inplace and a second run over the copy still equal native rsync's", async () => {
+    const w = tmpDir("localhandopts-");
+    const src = join(w, "src");
+    mkdirSync(join(src, "d"), { recursive: true });
+    writeFileSync(join(src, "d", "a"), randomBytes(300_000));
+    writeFileSync(join(src, "d", "b"), "b\n");
+    symlinkSync("a", join(src, "d", "to-a"));
+    // hard links: a group of three
+    for (const n of ["h1", "h2", "h3"]) {
+      if (n === "h1") writeFileSync(join(src, n), randomBytes(50_000));
+      else linkSync(join(src, "h1"), join(src, n));
+    }
+    settleTimes(src);
+    for (const args of [["-aH"], ["-aH", "--inplace"]]) {
+      const tag = args.join("");
+      const k = await runLocalWith(args, src, join(w, `k${tag}`));
+      expect(errorsOf(k.messages)).toEqual([]);
+      expect((await localCopy(src, join(w, `n${tag}`), args)).code).toBe(0);
+      expect(compare(join(w, `n${tag}`), join(w, `k${tag}`))).toEqual([]);
+      // changed content of the same size and a newer mtime: replaced in the existing copy
+      writeFileSync(join(src, "d", "a"), randomBytes(300_000));
+      utimesSync(join(src, "d", "a"), 1_700_000_000, 1_700_000_000);
+      const k2 = await runLocalWith(args, src, join(w, `k${tag}`));
+      expect(k2.exitCode).toBe(0);
+      expect((await localCopy(src, join(w, `n${tag}`), args)).code).toBe(0);
+      expect(compare(join(w, `n${tag}`), join(w, `k${tag}`))).toEqual([]);
+    }
+  });
+
+  it.each([20_000, 400_000])("an aborted copy (files of %i bytes) leaves no descriptor open and no temp file behind", async (size) => {
+    const w = tmpDir("localabort-");
+    const src = join(w, "src");
+    mkdirSync(src);
+    for (let i = 0; i < 100; i++) writeFileSync(join(src, `f${String(i).padStart(3, "0")}`), randomBytes(size));
+    const before = openFds();
+    const ac = new AbortController();
+    const handoff = new MeddlingHandoff(() => {
+      if (handoff.taken.length === 20) ac.abort();
+    });
+    await expect(runLocalWith(["-a"], src, join(w, "dst"), handoff, ac.signal)).rejects.toThrow();
+    expect(openFds()).toBe(before);
+    expect(readdirSync(join(w, "dst")).filter((n) => n.startsWith("."))).toEqual([]);
   });
 });

@@ -16,6 +16,7 @@ import { AbortedError, IOERR_GENERAL, IOERR_VANISHED, type ReceiveContext } from
 import { Destination } from "./destination.js";
 import { emptyStats, type SyncEvents, type TransferStats } from "./events.js";
 import { Generator, type GeneratorWaits } from "./generator.js";
+import type { SourceHandoff } from "./handoff.js";
 import { OwnerMap } from "./owners.js";
 import { runReceiver } from "./receiver.js";
 import { checkRequestedNames } from "./requested.js";
@@ -42,6 +43,8 @@ export interface PullRequest {
   timeoutSec?: number;
   /** The remote paths asked for: received names outside them are refused. */
   requested?: readonly string[];
+  /** In-process local copy: the sender's handed source files (engine/handoff.ts). */
+  handoff?: SourceHandoff;
 }
 
 export interface PullResult {
@@ -252,6 +255,7 @@ async function pull(conn: Connection, req: PullRequest, started: number): Promis
     hlinkLeader: opts.hardLinks ? hardLinkLeaders(files, protocol) : new Map(),
     sentHeads: new Map(),
     filters,
+    handoff: req.handoff,
   };
   ctxBox.ctx = ctx;
 

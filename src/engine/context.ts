@@ -9,6 +9,7 @@ import type { SumHead } from "../protocol/sumhead.js";
 import type { TokenCompression, TokenReader } from "../protocol/token.js";
 import type { Connection } from "./connection.js";
 import type { Destination } from "./destination.js";
+import type { SourceHandoff } from "./handoff.js";
 import type { SyncEvents, TransferStats } from "./events.js";
 import type { OwnerMap } from "./owners.js";
 
@@ -53,6 +54,8 @@ export interface ReceiveContext {
   filters: FilterList | null;
   /** The sum head the generator sent for each requested file: the sender must echo it. */
   sentHeads: Map<number, SumHead>;
+  /** In-process local copy: source files the sender handed over instead of streaming them. */
+  handoff?: SourceHandoff | undefined;
 }
 
 /** The destination name of entry ndx. */

@@ -12,6 +12,7 @@ import { AbortedError } from "./context.js";
 import { emptyStats, type SyncEvents, type TransferStats } from "./events.js";
 import { receivedRules } from "./filters.js";
 import { exitFor, sendList, senderMessages, watchTimeout, type PeerState } from "./push.js";
+import { SourceHandoff } from "./handoff.js";
 import { senderFor } from "./sender.js";
 import { serverSetup, startMultiplex } from "./setup.js";
 
@@ -29,6 +30,8 @@ export interface LocalRequest {
   signal?: AbortSignal;
   timeoutSec?: number;
   cwd?: string;
+  /** Where whole files pass from the sender to the receiver (default: a new SourceHandoff). */
+  handoff?: SourceHandoff;
 }
 
 export interface ServerSenderRequest {
@@ -41,6 +44,8 @@ export interface ServerSenderRequest {
   signal?: AbortSignal | undefined;
   timeoutSec?: number | undefined;
   cwd?: string | undefined;
+  /** An in-process receiver takes whole files by hand (engine/handoff.ts). */
+  handoff?: SourceHandoff | undefined;
 }
 
 export interface ServerSenderResult {
@@ -76,7 +81,14 @@ export async function runServerSender(stream: ByteStream, req: ServerSenderReque
     }
     const list = await sendList(conn, setup, { ...req, rules: receivedRules(lines, protocol) }, stats);
     // An empty list still runs the phases: krsync's client receiver goes through them.
-    const sender = senderFor(conn, setup, list, { opts, events: req.events, stats, amServer: true, signal: req.signal });
+    const sender = senderFor(conn, setup, list, {
+      opts,
+      events: req.events,
+      stats,
+      amServer: true,
+      signal: req.signal,
+      handoff: req.handoff,
+    });
     await sender.run();
     await sender.finish();
     stats.totalRead = conn.bytesIn;
@@ -109,6 +121,9 @@ export async function runLocal(req: LocalRequest): Promise<PullResult> {
   const opts: TransferOptions = { ...req.opts, wholeFile: req.opts.wholeFile ?? !req.opts.append };
   const protocol = req.protocol ?? opts.protocol ?? MAX_PROTOCOL;
   const pair = streamPair();
+  // Both roles are here: whole files go from the sender's descriptor to the receiver's temp
+  // file directly, not through the token stream.
+  const handoff = req.handoff ?? new SourceHandoff();
   // The receiving side reports the items (as rsync's local copy shows them: ">f...").
   const senderEvents: SyncEvents = { ...req.events };
   delete senderEvents.item;
@@ -124,6 +139,7 @@ export async function runLocal(req: LocalRequest): Promise<PullResult> {
     signal: req.signal,
     timeoutSec: req.timeoutSec,
     cwd: req.cwd,
+    handoff,
   });
   const clientP = runPull(pair.client, {
     opts,
@@ -133,13 +149,21 @@ export async function runLocal(req: LocalRequest): Promise<PullResult> {
     events: req.events,
     ...(req.signal ? { signal: req.signal } : {}),
     timeoutSec: req.timeoutSec ?? 0,
+    handoff,
   });
-  // One side failing must not leave the other waiting for bytes that never come.
-  const fail = (e: unknown) => {
-    pair.destroy();
-    throw e;
-  };
-  const [server, client] = await Promise.all([serverP.catch(fail), clientP.catch(fail)]);
+  // One side failing must not leave the other waiting for bytes that never come; the run ends
+  // when both have (the receiver may still be finishing files it had in copy).
+  const failure: { failed: boolean; error?: unknown } = { failed: false };
+  const watch = <T>(p: Promise<T>): Promise<T | null> =>
+    p.catch((e: unknown) => {
+      if (!failure.failed) Object.assign(failure, { failed: true, error: e });
+      handoff.close();
+      pair.destroy();
+      return null;
+    });
+  const [server, client] = await Promise.all([watch(serverP), watch(clientP)]);
+  handoff.close();
+  if (failure.failed || !server || !client) throw failure.error;
   let exitCode = client.exitCode;
   if (server.exitCode !== 0 && (exitCode === 0 || (exitCode === 24 && server.exitCode === 23))) exitCode = server.exitCode;
   return { exitCode, stats: client.stats };

@@ -11,9 +11,16 @@ import { createTokenReader } from "../protocol/token.js";
 import { ProtocolError } from "../protocol/wire.js";
 import { fdTarget, setAttrs, wantedMode, wantedOwner } from "./attrs.js";
 import { destName, reportError, throwIfAborted, type ReceiveContext } from "./context.js";
+import type { HandedSource } from "./handoff.js";
 import { ITEM_BASIS_TYPE_FOLLOWS, ITEM_MISSING_DATA, ITEM_TRANSFER, ITEM_XNAME_FOLLOWS } from "./itemize.js";
 
 const WRITE_BUF = 256 * 1024;
+/** Handed files: copied in line up to SYNC_COPY_MAX, else through the thread pool. */
+const COPY_BUF = 256 * 1024;
+const SYNC_COPY_MAX = 64 * 1024;
+const ASYNC_COPY_BUF = 1 << 20;
+/** Files whose bytes may be in copy at once (each holds a buffer and two descriptors). */
+const MAX_IN_FLIGHT = 4;
 const BASIS_WINDOW = 256 * 1024;
 const MAXPATHLEN = 1024;
 
@@ -50,41 +57,74 @@ export async function runReceiver(ctx: ReceiveContext, sig: ReceiverSignals): Pr
   const maxPhase = protocol >= 29 ? 2 : 1;
   let phase = 0;
   const sent = new Set<number>(); // FLAG_FILE_SENT: a second arrival is the redo
+  // Files whose wire part is read but whose bytes are still being copied (handed files):
+  // at most MAX_IN_FLIGHT, all finished before a phase ends (their redos belong to it).
+  const inFlight = new Set<Promise<void>>();
+  let failed: { error: unknown } | null = null;
+  const drain = async () => {
+    while (inFlight.size > 0) await Promise.race(inFlight);
+    if (failed) throw failed.error;
+  };
+  try {
+    await receiveAll();
+  } catch (e) {
+    await Promise.allSettled(inFlight);
+    throw e;
+  }
 
-  for (;;) {
-    throwIfAborted(ctx);
-    const ndx = await readNdx(ctx);
-    if (ndx === NDX_DONE) {
-      if (++phase > maxPhase) break;
-      sig.phaseDone(phase);
-      continue;
+  async function receiveAll(): Promise<void> {
+    for (;;) {
+      throwIfAborted(ctx);
+      if (failed) throw failed.error;
+      const ndx = await readNdx(ctx);
+      if (ndx === NDX_DONE) {
+        await drain();
+        if (++phase > maxPhase) break;
+        sig.phaseDone(phase);
+        continue;
+      }
+      if (ndx >= ctx.files.length) {
+        throw new ProtocolError(`Invalid file index: ${ndx} (-1 - ${ctx.files.length - 1})`);
+      }
+      let iflags = ITEM_TRANSFER | ITEM_MISSING_DATA;
+      if (protocol >= 29) iflags = await conn.in.read((c) => c.int16());
+      if (iflags & ITEM_BASIS_TYPE_FOLLOWS) {
+        const t = await conn.in.read((c) => c.byte());
+        if (t !== 0x80) throw new ProtocolError(`unexpected basis type ${t} for index ${ndx}`);
+      }
+      if (iflags & ITEM_XNAME_FOLLOWS) {
+        await conn.in.read((c) => decodeVstring(c, MAXPATHLEN));
+      }
+      if (!(iflags & ITEM_TRANSFER)) continue;
+      if (phase === 2) throw new ProtocolError("got transfer request in phase 2");
+      const file = ctx.files[ndx];
+      if (!file) throw new ProtocolError(`refusing transfer of cleared file index ${ndx}`);
+      if (!isReg(file.mode)) {
+        throw new ProtocolError(`received request to transfer non-regular file: ${ndx}`);
+      }
+      const redoing = sent.has(ndx);
+      sent.add(ndx);
+      ctx.stats.transferredFiles++;
+      ctx.stats.totalTransferredSize += file.size;
+      let wireDone!: () => void;
+      const wire = new Promise<void>((resolve) => (wireDone = resolve));
+      const done = receiveFile(ctx, ndx, redoing, wireDone);
+      await Promise.race([wire, done]);
+      const settled: Promise<void> = done.then(
+        (ok) => {
+          inFlight.delete(settled);
+          if (ok === "redo") sig.redo(ndx);
+          else sig.fileDone(ndx, ok === "ok");
+        },
+        (e: unknown) => {
+          inFlight.delete(settled);
+          failed ??= { error: e };
+        },
+      );
+      inFlight.add(settled);
+      while (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight);
     }
-    if (ndx >= ctx.files.length) {
-      throw new ProtocolError(`Invalid file index: ${ndx} (-1 - ${ctx.files.length - 1})`);
-    }
-    let iflags = ITEM_TRANSFER | ITEM_MISSING_DATA;
-    if (protocol >= 29) iflags = await conn.in.read((c) => c.int16());
-    if (iflags & ITEM_BASIS_TYPE_FOLLOWS) {
-      const t = await conn.in.read((c) => c.byte());
-      if (t !== 0x80) throw new ProtocolError(`unexpected basis type ${t} for index ${ndx}`);
-    }
-    if (iflags & ITEM_XNAME_FOLLOWS) {
-      await conn.in.read((c) => decodeVstring(c, MAXPATHLEN));
-    }
-    if (!(iflags & ITEM_TRANSFER)) continue;
-    if (phase === 2) throw new ProtocolError("got transfer request in phase 2");
-    const file = ctx.files[ndx];
-    if (!file) throw new ProtocolError(`refusing transfer of cleared file index ${ndx}`);
-    if (!isReg(file.mode)) {
-      throw new ProtocolError(`received request to transfer non-regular file: ${ndx}`);
-    }
-    const redoing = sent.has(ndx);
-    sent.add(ndx);
-    ctx.stats.transferredFiles++;
-    ctx.stats.totalTransferredSize += file.size;
-    const ok = await receiveFile(ctx, ndx, redoing);
-    if (ok === "redo") sig.redo(ndx);
-    else sig.fileDone(ndx, ok === "ok");
+    await drain();
   }
 
   // Below protocol 29 there is no second phase: what the generator waits for is over too.
@@ -132,7 +172,7 @@ class OutputFile {
   offset = 0;
 
   constructor(
-    private readonly fd: number | null,
+    readonly fd: number | null,
     private readonly sparse: boolean,
   ) {}
 
@@ -152,6 +192,14 @@ class OutputFile {
     this.buf.set(data, this.len);
     this.len += data.length;
     this.offset += data.length;
+  }
+
+  /** Write `data` at once, without copying it into the buffer (it is the caller's to reuse). */
+  writeNow(data: Uint8Array): void {
+    this.flush();
+    if (this.fd !== null) this.writeAt(data, this.offset);
+    this.offset += data.length;
+    this.bufStart = this.offset;
   }
 
   /** Advance without writing (inplace: the bytes there are already right). */
@@ -235,7 +283,11 @@ class BasisReader {
   }
 }
 
-async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean): Promise<ReceiveOutcome> {
+/**
+ * One requested file. `wireDone` is called once nothing more of this file is to be read from
+ * the stream: the receiver then reads the next request while a handed file is still copied.
+ */
+async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean, wireDone: () => void): Promise<ReceiveOutcome> {
   const { conn, opts, dest } = ctx;
   const file = ctx.files[ndx]!;
   const name = destName(ctx, ndx);
@@ -250,6 +302,8 @@ async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean): 
     ctx.sentHeads.delete(ndx);
   }
 
+  // The sender answered on the wire and handed the file over (an in-process local copy).
+  const handed = ctx.handoff?.take(ndx);
   let basis: { fd: number; size: number } | null = null;
   let out: number | null = null;
   let tmp: string | null = null;
@@ -285,8 +339,8 @@ async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean): 
           ? new BasisReader(basis.fd, basis.size)
           : null;
     const tokens = (ctx.tokenReader ??= createTokenReader(ctx.compression, { protocol: ctx.protocol }));
-    const summer = createFileSummer(ctx.xferSum, ctx.protocol, ctx.seed);
-    if (appending && head.count > 0) {
+    const summer = handed ? null : createFileSummer(ctx.xferSum, ctx.protocol, ctx.seed);
+    if (appending && summer && head.count > 0) {
       // receiver.c receive_data: the kept length is the sum head's; below protocol 30 (append
       // verify) it is part of the whole-file checksum. New data goes after it.
       const kept = head.count * head.blength - (head.remainder ? head.blength - head.remainder : 0);
@@ -298,6 +352,7 @@ async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean): 
     for (;;) {
       const ev = await conn.in.read((c) => tokens.next(c));
       if (ev.kind === "end") break;
+      if (!summer) throw new ProtocolError(`the sender sent data for ${name}, which it handed over`);
       if (ev.kind === "literal") {
         if (ev.data.length === 0) continue;
         summer.update(ev.data);
@@ -331,9 +386,18 @@ async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean): 
     }
     writer.flush();
     const sum = await conn.in.readBytes(ctx.xferSumLen);
+    let shortRead = false;
+    if (handed) {
+      ctx.stats.literalData += handed.size;
+      wireDone();
+      if (out !== null) shortRead = await copyHanded(ctx, handed, writer, opts.sparse || opts.inplace);
+    }
     interrupted = false;
-    const mine = summer.digest();
-    const verified = Buffer.compare(Buffer.from(sum), Buffer.from(mine.subarray(0, ctx.xferSumLen))) === 0;
+    // A handed file never passed through the stream: its checksum field is not one (see
+    // handoff.ts); a short read stands for the sender's failed checksum (match.c).
+    const verified = summer
+      ? Buffer.compare(Buffer.from(sum), Buffer.from(summer.digest().subarray(0, ctx.xferSumLen))) === 0
+      : !shortRead;
     if (failure) {
       reportError(ctx, `krsync: ${failure}`);
       return "failed";
@@ -374,6 +438,7 @@ async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean): 
     }
     return "ok";
   } finally {
+    if (handed) closeQuiet(handed.fd);
     if (basis) closeQuiet(basis.fd);
     // --partial keeps what arrived of an interrupted transfer under the real name, with an
     // mtime of 0 so that the next run does not take it for up to date (receiver.c, rsync.c).
@@ -402,6 +467,92 @@ async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean): 
     }
     throwIfAborted(ctx);
   }
+}
+
+/** Buffer for handed files copied in line (one at a time). */
+let sharedCopyBuf: Buffer | null = null;
+/** fs.read / fs.write through the thread pool, resolving to the byte count. */
+const fsp = {
+  read: (fd: number, b: Buffer, off: number, len: number, pos: number) =>
+    new Promise<number>((resolve, reject) => fs.read(fd, b, off, len, pos, (e, n) => (e ? reject(e) : resolve(n)))),
+  write: (fd: number, b: Buffer, off: number, len: number, pos: number) =>
+    new Promise<number>((resolve, reject) => fs.write(fd, b, off, len, pos, (e, n) => (e ? reject(e) : resolve(n)))),
+};
+/** Buffers for handed files copied through the thread pool (one per file in flight). */
+const copyBufs: Buffer[] = [];
+
+/**
+ * The bytes of a handed source file into the output, as the sender would have sent them:
+ * `size` bytes from its start, zeros standing in for what a shrunken file no longer has
+ * (sender.c / match.c). Resolves to true when the read came up short. Small files (and
+ * sparse or in-place output, which goes through the writer) are copied with direct calls;
+ * bigger ones in pieces through the thread pool, so that other files proceed meanwhile.
+ */
+function copyHanded(ctx: ReceiveContext, src: HandedSource, writer: OutputFile, viaWriter: boolean): boolean | Promise<boolean> {
+  if (viaWriter || src.size <= SYNC_COPY_MAX) {
+    const buf = (sharedCopyBuf ??= Buffer.allocUnsafe(COPY_BUF));
+    let short = false;
+    for (let pos = 0; pos < src.size; ) {
+      const want = Math.min(buf.length, src.size - pos);
+      const got = short ? 0 : readFull(src.fd, buf, want, pos);
+      if (got < want) {
+        buf.fill(0, got, want);
+        short = true;
+      }
+      writer.writeNow(buf.subarray(0, want));
+      pos += want;
+    }
+    return short;
+  }
+  return copyHandedAsync(ctx, src, writer);
+}
+
+function readFull(fd: number, buf: Buffer, want: number, pos: number): number {
+  let got = 0;
+  while (got < want) {
+    let n = 0;
+    try {
+      n = fs.readSync(fd, buf, got, want - got, pos + got);
+    } catch {
+      n = 0;
+    }
+    if (n === 0) break;
+    got += n;
+  }
+  return got;
+}
+
+async function copyHandedAsync(ctx: ReceiveContext, src: HandedSource, writer: OutputFile): Promise<boolean> {
+  const buf = copyBufs.pop() ?? Buffer.allocUnsafe(ASYNC_COPY_BUF);
+  const out = writer.fd!;
+  let short = false;
+  try {
+    for (let pos = 0; pos < src.size; ) {
+      throwIfAborted(ctx);
+      const want = Math.min(buf.length, src.size - pos);
+      let got = 0;
+      while (!short && got < want) {
+        let n = 0;
+        try {
+          n = await fsp.read(src.fd, buf, got, want - got, pos + got);
+        } catch {
+          n = 0;
+        }
+        if (n === 0) break;
+        got += n;
+      }
+      if (got < want) {
+        buf.fill(0, got, want);
+        short = true;
+      }
+      for (let w = 0; w < want; ) w += await fsp.write(out, buf, w, want - w, pos + w);
+      pos += want;
+      writer.offset = pos; // what --partial keeps if the run stops here
+    }
+  } finally {
+    copyBufs.push(buf);
+  }
+  return short;
 }
 
 function closeQuiet(fd: number): void {

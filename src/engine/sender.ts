@@ -20,6 +20,7 @@ import type { Connection } from "./connection.js";
 import { AbortedError, IOERR_GENERAL, IOERR_VANISHED } from "./context.js";
 import type { SyncEvents, TransferStats } from "./events.js";
 import { errText, type BuiltFileList, type SendEntry } from "./flist-build.js";
+import type { SourceHandoff } from "./handoff.js";
 import type { SetupResult } from "./setup.js";
 import {
   ITEM_BASIS_TYPE_FOLLOWS,
@@ -35,6 +36,8 @@ import {
 const FNAMECMP_FNAME = 0x80;
 /** How much of a source file is read at a time. */
 const READ_PIECE = 1 << 20;
+/** The checksum field of a handed file (rsync.h MAX_DIGEST_LEN bytes at most). */
+const NO_SUM = new Uint8Array(64);
 /** Files up to this size are read with synchronous calls. */
 const SYNC_READ_MAX = 1 << 20;
 
@@ -57,6 +60,8 @@ export interface SenderContext {
   /** We run as the server: deletion stats are passed on, our stats are sent at the end. */
   amServer: boolean;
   signal?: AbortSignal | undefined;
+  /** In-process local copy: whole files are handed to the receiver instead of streamed. */
+  handoff?: SourceHandoff | undefined;
 }
 
 
@@ -115,7 +120,14 @@ export function senderFor(
   conn: Connection,
   setup: SetupResult,
   list: BuiltFileList,
-  run: { opts: TransferOptions; events: SyncEvents; stats: TransferStats; amServer: boolean; signal?: AbortSignal | undefined },
+  run: {
+    opts: TransferOptions;
+    events: SyncEvents;
+    stats: TransferStats;
+    amServer: boolean;
+    signal?: AbortSignal | undefined;
+    handoff?: SourceHandoff | undefined;
+  },
 ): Sender {
   return new Sender({
     conn,
@@ -132,6 +144,7 @@ export function senderFor(
     xferError: list.xferError,
     amServer: run.amServer,
     signal: run.signal,
+    handoff: run.handoff,
   });
 }
 
@@ -361,11 +374,26 @@ export class Sender {
     const appendVerify = append && protocol < 30;
     const head: SumHead = await conn.in.read((c) => readSumHead(c, protocol, ctx.xferSumLen));
     const sumsReader = !append && head.count > 0 ? new BlockSumsReader(head, protocol, ctx.xferSumLen) : null;
+    // A whole file (no basis sums) of a first attempt may go by hand to an in-process
+    // receiver; a redo is always streamed.
+    const handoff = !append && !redo && head.count === 0 ? ctx.handoff : undefined;
+    if (handoff?.full) {
+      // The receiver frees room as it reads the requests already answered: let them go first.
+      await conn.flush();
+      await handoff.room();
+    }
     // The file is opened while the sums are still arriving; a file that cannot be sent still
     // has its sums read, to keep the stream in step.
     const src = this.openSource(f);
-    const fd = src?.fd ?? null;
+    let fd = src?.fd ?? null;
     try {
+      if (handoff && src && handoff.offer(req.ndx, src)) {
+        fd = null; // the receiver closes it
+        this.writeRequest(req, conn.scratch);
+        writeSumHead(head, conn.scratch);
+        this.handedFile(src.size);
+        return;
+      }
       const len = src?.size ?? 0;
       const summer = createFileSummer(ctx.xferSum, ctx.protocol, ctx.seed);
       // While the generator is still sending sums we would only wait: hash the file's start
@@ -412,6 +440,22 @@ export class Sender {
     } finally {
       if (fd !== null) fs.closeSync(fd);
     }
+  }
+
+  /**
+   * The answer for a handed file: no literal data, the end token, and a checksum field of
+   * zeros. The receiver reads the bytes from the descriptor itself and ignores that field:
+   * with no transport between the read and the write there is nothing for a checksum to
+   * verify, and the one fault the sender's checksum would carry — a file that shrank while it
+   * was read (match.c) — the receiver sees as a short read and treats alike.
+   */
+  private handedFile(size: number): void {
+    const { ctx } = this;
+    const w = ctx.conn.scratch;
+    this.tokens.end(w);
+    w.bytes(NO_SUM.subarray(0, ctx.xferSumLen));
+    ctx.conn.writeScratch();
+    ctx.stats.literalData += size;
   }
 
   /** Sum the file from its start up to `len`, or until `stop.done`, in READ_PIECE steps. */
