@@ -5,7 +5,8 @@
 import type { SumHead } from "../protocol/sumhead.js";
 import { Cursor, ProtocolError } from "../protocol/wire.js";
 import type { BlockSummer } from "./checksum.js";
-import { weakChecksumSigned, weakHashBits, weakHashSlot } from "./rolling.js";
+import { weakHashBits, weakHashSlot } from "./rolling.js";
+import { WeakSumBuffer } from "./rolling-wasm.js";
 import { validateSumHead, type SumHeadLimits } from "./sumsizes.js";
 
 /** rsync.h CHUNK_SIZE: the largest literal token. */
@@ -81,6 +82,9 @@ export interface MatcherOptions {
   /** sender.c updating_basis_file (--inplace): the receiver rewrites the basis in place, so a
    *  block may only be used at or after its own offset (or where it already sits). */
   inplace?: boolean;
+  /** The buffer the source is kept in (one per caller, reused file after file; a matcher
+   *  makes its own without it). Only one live matcher may use it at a time. */
+  buffer?: WeakSumBuffer;
 }
 
 export interface MatchStats {
@@ -91,7 +95,6 @@ export interface MatchStats {
   matchedBytes: number;
 }
 
-const SIGNED_EMPTY = new Int8Array(0);
 /** Multiplier of the filter's hash (independent of the table's). */
 const FILTER_MUL = 0x85ebca6b;
 /** A free table slot. */
@@ -126,9 +129,11 @@ export class BlockMatcher {
   /** Bytes needed beyond an offset before it is searched without knowing the file length. */
   private readonly lookahead: number;
 
-  // Buffered source bytes: absolute offsets [bufStart, bufEnd) live at buf[0 ..].
-  private buf: Uint8Array = new Uint8Array(0);
-  private sbuf: Int8Array = SIGNED_EMPTY;
+  // Buffered source bytes: absolute offsets [bufStart, bufEnd) live at buf[0 ..], in wbuf's
+  // wasm memory (buf and sbuf are views of it, renewed when it grows).
+  private readonly wbuf: WeakSumBuffer;
+  private buf: Uint8Array;
+  private sbuf: Int8Array;
   private bufStart = 0;
   private bufEnd = 0;
 
@@ -160,6 +165,9 @@ export class BlockMatcher {
     this.inplace = opts.inplace ?? false;
     this.sameOffset = this.inplace ? new Uint8Array(head.count) : null;
     this.lookahead = 2 * head.blength + CHUNK_SIZE + 1;
+    this.wbuf = opts.buffer ?? new WeakSumBuffer();
+    this.buf = this.wbuf.bytes;
+    this.sbuf = new Int8Array(this.buf.buffer, this.buf.byteOffset, this.buf.length);
 
     // match.c build_hash_table: chains run from the highest block index down.
     const bits = head.count > 0 ? weakHashBits(head.count) : 1;
@@ -217,13 +225,11 @@ export class BlockMatcher {
     const need = live + data.length;
     const from = keep - this.bufStart;
     if (need > this.buf.length) {
-      const nb = new Uint8Array(Math.max(need, this.buf.length * 2, 64 * 1024));
-      nb.set(this.buf.subarray(from, from + live));
-      this.buf = nb;
-      this.sbuf = new Int8Array(nb.buffer, nb.byteOffset, nb.length);
-    } else if (from > 0) {
-      this.buf.copyWithin(0, from, from + live);
+      this.wbuf.reserve(Math.max(need, this.buf.length * 2));
+      this.buf = this.wbuf.bytes;
+      this.sbuf = new Int8Array(this.buf.buffer, this.buf.byteOffset, this.buf.length);
     }
+    if (from > 0) this.buf.copyWithin(0, from, from + live);
     this.bufStart = keep;
     this.buf.set(data, live);
     this.bufEnd += data.length;
@@ -277,7 +283,7 @@ export class BlockMatcher {
       if (!this.sumValid) {
         // A fresh window at the start and after each match.
         this.k = Math.min(blength, len - off);
-        const sum = weakChecksumSigned(this.sbuf, off - this.bufStart, this.k);
+        const sum = this.wbuf.sum(off - this.bufStart, this.k);
         this.s1 = sum & 0xffff;
         this.s2 = sum >>> 16;
         this.sumValid = true;
@@ -430,7 +436,7 @@ export class BlockMatcher {
           }
           if (ok && offset !== ao) {
             // Zeros here are zeros further on in the basis: re-align with the basis copy.
-            sum = weakChecksumSigned(this.sbuf, ao - this.bufStart, l) | 0;
+            sum = this.wbuf.sum(ao - this.bufStart, l) | 0;
             if (sum !== this.sum1[i]) ok = false;
             else {
               sum2 = this.strongAt(ao, l);

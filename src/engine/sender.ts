@@ -7,6 +7,7 @@ import * as fs from "node:fs";
 import { constants as C } from "node:fs";
 import { createBlockSummer, createFileSummer, type BlockSummer, type ChecksumType, type FileSummer } from "../delta/checksum.js";
 import { BlockMatcher, BlockSumsReader, type MatchToken } from "../delta/match.js";
+import { WeakSumBuffer } from "../delta/rolling-wasm.js";
 import { sumHeadFileLength } from "../delta/sumsizes.js";
 import { isDir, isLink, isDevice, isSpecial, isReg } from "../protocol/fileentry.js";
 import { MAXPATHLEN } from "../protocol/flist-names.js";
@@ -143,6 +144,8 @@ export class Sender {
   /** One read buffer for every file (its consumers copy what they keep). */
   private readonly readBuf = Buffer.allocUnsafe(READ_PIECE);
   private readonly readBuf2 = Buffer.allocUnsafe(READ_PIECE);
+  /** The matcher's source buffer, shared by the files in turn. */
+  private matchBuf: WeakSumBuffer | null = null;
   /** FLAG_FILE_SENT: a second request for a file is its redo. */
   private readonly sent = new Set<number>();
 
@@ -389,7 +392,8 @@ export class Sender {
         if (!this.blockSummer) throw new ProtocolError(`block sums received for ${f.name} with checksum "none"`);
         // sender.c updating_basis_file: --inplace rewrites the basis itself.
         const inplace = (opts.inplace || opts.append) && (protocol >= 29 ? req.basisType === FNAMECMP_FNAME : true);
-        matcher = new BlockMatcher(head, sumsReader.sums(), this.blockSummer, { inplace });
+        this.matchBuf ??= new WeakSumBuffer();
+        matcher = new BlockMatcher(head, sumsReader.sums(), this.blockSummer, { inplace, buffer: this.matchBuf });
       }
       const hashed = pre ? await pre : { to: 0, short: false };
       if (fd === null) {
