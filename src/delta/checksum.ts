@@ -13,6 +13,7 @@ import {
   createXXHash64,
   type IHasher,
 } from "hash-wasm";
+import { SimdBuffer, Xxh128Stream } from "./wasm-simd.js";
 
 /** Names rsync negotiates and accepts in --checksum-choice (checksum.c valid_checksums). */
 export type ChecksumName = "xxh128" | "xxh3" | "xxh64" | "md5" | "md4" | "sha1" | "none";
@@ -278,13 +279,27 @@ export async function createBlockSummer(type: ChecksumType, protocol: number, se
     case "xxh128": {
       const h = seed === 0 ? null : await createWasm(type, seed);
       const s = slot(type);
-      return (data, off, len) => {
+      const small: BlockSummer = (data, off, len) => {
         const hh = h ? h.init() : oneShot(s);
         return reverseInPlace(hh.update(data.subarray(off, off + len)).digest("binary"));
+      };
+      if (type !== "xxh128") return small;
+      // The long form in SIMD, in place when the data sits in a SimdBuffer (the matcher's).
+      return (data, off, len) => {
+        if (len <= 240) return small(data, off, len);
+        const at = SimdBuffer.holding(data);
+        if (at) return at.xxh128Long(data, off, len, seed);
+        const sb = (blockScratch ??= new SimdBuffer(len));
+        sb.reserve(len);
+        sb.bytes.set(data.subarray(off, off + len));
+        return sb.xxh128Long(sb.bytes, 0, len, seed);
       };
     }
   }
 }
+
+/** Where block sums of data outside any SimdBuffer are taken (the generator's reads). */
+let blockScratch: SimdBuffer | null = null;
 
 // ---- whole-file sums: sum_init / sum_update / sum_end, and file_checksum ----
 
@@ -370,8 +385,12 @@ export function createFileSummer(type: ChecksumType, protocol: number, seed: num
       return new NodeFileSummer("sha1");
     case "xxh64":
     case "xxh3":
-    case "xxh128":
       return new WasmFileSummer(slot(type), true);
+    case "xxh128": {
+      const s = slot("xxh128");
+      // Inputs of up to 240 bytes take XXH3's short forms (hash-wasm's).
+      return new Xxh128Stream(0, (data) => reverseInPlace(oneShot(s).update(data).digest("binary")));
+    }
   }
 }
 

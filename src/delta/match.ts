@@ -6,7 +6,7 @@ import type { SumHead } from "../protocol/sumhead.js";
 import { Cursor, ProtocolError } from "../protocol/wire.js";
 import type { BlockSummer } from "./checksum.js";
 import { weakHashBits, weakHashSlot } from "./rolling.js";
-import { WeakSumBuffer } from "./rolling-wasm.js";
+import { SimdBuffer } from "./wasm-simd.js";
 import { validateSumHead, type SumHeadLimits } from "./sumsizes.js";
 
 /** rsync.h CHUNK_SIZE: the largest literal token. */
@@ -84,7 +84,7 @@ export interface MatcherOptions {
   inplace?: boolean;
   /** The buffer the source is kept in (one per caller, reused file after file; a matcher
    *  makes its own without it). Only one live matcher may use it at a time. */
-  buffer?: WeakSumBuffer;
+  buffer?: SimdBuffer;
 }
 
 export interface MatchStats {
@@ -131,7 +131,7 @@ export class BlockMatcher {
 
   // Buffered source bytes: absolute offsets [bufStart, bufEnd) live at buf[0 ..], in wbuf's
   // wasm memory (buf and sbuf are views of it, renewed when it grows).
-  private readonly wbuf: WeakSumBuffer;
+  private readonly wbuf: SimdBuffer;
   private buf: Uint8Array;
   private sbuf: Int8Array;
   private bufStart = 0;
@@ -165,7 +165,7 @@ export class BlockMatcher {
     this.inplace = opts.inplace ?? false;
     this.sameOffset = this.inplace ? new Uint8Array(head.count) : null;
     this.lookahead = 2 * head.blength + CHUNK_SIZE + 1;
-    this.wbuf = opts.buffer ?? new WeakSumBuffer();
+    this.wbuf = opts.buffer ?? new SimdBuffer();
     this.buf = this.wbuf.bytes;
     this.sbuf = new Int8Array(this.buf.buffer, this.buf.byteOffset, this.buf.length);
 

@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import { constants as C } from "node:fs";
 import { createBlockSummer, createFileSummer, type BlockSummer, type ChecksumType, type FileSummer } from "../delta/checksum.js";
 import { BlockMatcher, BlockSumsReader, type MatchToken } from "../delta/match.js";
-import { WeakSumBuffer } from "../delta/rolling-wasm.js";
+import { SimdBuffer } from "../delta/wasm-simd.js";
 import { sumHeadFileLength } from "../delta/sumsizes.js";
 import { isDir, isLink, isDevice, isSpecial, isReg } from "../protocol/fileentry.js";
 import { MAXPATHLEN } from "../protocol/flist-names.js";
@@ -145,7 +145,7 @@ export class Sender {
   private readonly readBuf = Buffer.allocUnsafe(READ_PIECE);
   private readonly readBuf2 = Buffer.allocUnsafe(READ_PIECE);
   /** The matcher's source buffer, shared by the files in turn. */
-  private matchBuf: WeakSumBuffer | null = null;
+  private matchBuf: SimdBuffer | null = null;
   /** FLAG_FILE_SENT: a second request for a file is its redo. */
   private readonly sent = new Set<number>();
 
@@ -392,7 +392,7 @@ export class Sender {
         if (!this.blockSummer) throw new ProtocolError(`block sums received for ${f.name} with checksum "none"`);
         // sender.c updating_basis_file: --inplace rewrites the basis itself.
         const inplace = (opts.inplace || opts.append) && (protocol >= 29 ? req.basisType === FNAMECMP_FNAME : true);
-        this.matchBuf ??= new WeakSumBuffer();
+        this.matchBuf ??= new SimdBuffer();
         matcher = new BlockMatcher(head, sumsReader.sums(), this.blockSummer, { inplace, buffer: this.matchBuf });
       }
       const hashed = pre ? await pre : { to: 0, short: false };
