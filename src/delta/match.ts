@@ -192,11 +192,15 @@ export class BlockMatcher {
     }
   }
 
-  /** Feed the next bytes of the source file; returns the tokens that are now final. */
-  push(data: Uint8Array): MatchToken[] {
+  /** Feed the next bytes of the source file; returns the tokens that are now final.
+   *  `onData` sees the bytes as they are taken in (valid only during the call). */
+  push(data: Uint8Array, onData?: (copy: Uint8Array) => void): MatchToken[] {
     if (this.finished) throw new Error("push() after finish()");
     for (let p = 0; p < data.length; p += FEED_PIECE) {
-      this.append(data.subarray(p, Math.min(data.length, p + FEED_PIECE)));
+      const n = Math.min(data.length - p, FEED_PIECE);
+      this.append(data.subarray(p, p + n));
+      // The same bytes where they now sit (in wasm memory: kernels take them in place).
+      onData?.(this.buf.subarray(this.bufEnd - n - this.bufStart, this.bufEnd - this.bufStart));
       this.process(false);
     }
     return this.take();

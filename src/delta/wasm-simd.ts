@@ -147,7 +147,7 @@ const dots = (v: number, w: number) => [
 /** The four lane sums (of four bytes each) of the 16 bytes in local `v`. */
 const quads = (v: number) => [...get(v), ...i16x8ExtaddI8s, ...i32x4ExtaddI16s];
 
-const sumBody = [
+const sumBody = (): number[] => [
   ...vec([
     [5, I32],
     [9, V128],
@@ -200,7 +200,7 @@ const SWAP64 = [8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7];
 
 // stripes(p, n, secret, accp): n stripes from p, the key at secret + 8·stripe (XXH3_accumulate).
 // params 0 p, 1 n, 2 secret, 3 accp; locals 4..7 the accumulators, 8 d, 9 dk (v128).
-const stripesBody = (() => {
+const stripesBody = (): number[] => {
   const [p, n, sec, accp, a, d, dk] = [0, 1, 2, 3, 4, 8, 9];
   const lane = (j: number) => [
     ...get(p), ...v128load(16 * j), ...set(d),
@@ -224,11 +224,11 @@ const stripesBody = (() => {
     ...[0, 1, 2, 3].flatMap((j) => [...get(accp), ...get(a + j), ...v128store(16 * j)]),
     ...end,
   ];
-})();
+};
 
 // blocks(p, nb, secret, accp): nb blocks of 16 stripes, each followed by XXH3_scrambleAcc
 // (acc ^= acc >> 47; acc ^= key; acc *= PRIME32_1) with the key at secret + 128.
-const blocksBody = (() => {
+const blocksBody = (): number[] => {
   const [p, nb, sec, accp, a] = [0, 1, 2, 3, 4];
   const scramble = (j: number) => [
     ...get(accp),
@@ -250,11 +250,11 @@ const blocksBody = (() => {
     ...end, ...end,
     ...end,
   ];
-})();
+};
 
 // fold(a, b): XXH3_mul128_fold64, the 128-bit product's halves xored, from 32-bit pieces.
 // params 0 a, 1 b; locals 2 lolo, 3 hilo, 4 lohi, 5 hihi, 6 cross (i64).
-const foldBody = (() => {
+const foldBody = (): number[] => {
   const [a, b, lolo, hilo, lohi, hihi, cross] = [0, 1, 2, 3, 4, 5, 6];
   const lo = (x: number) => [...get(x), ...i64c(M32), ...i64and];
   const hi = (x: number) => [...get(x), ...i64c(32n), ...i64shru];
@@ -271,11 +271,11 @@ const foldBody = (() => {
     ...i64xor,
     ...end,
   ];
-})();
+};
 
 // mergeAccs(accp, secret, start): start + Σ fold(acc pair ^ key pair), then XXH3_avalanche.
 // params 0 accp, 1 secret, 2 start (i64); local 3 r (i64).
-const mergeAccsBody = (() => {
+const mergeAccsBody = (): number[] => {
   const [accp, sec, start, r] = [0, 1, 2, 3];
   const pair = (i: number) => [
     ...get(accp), ...i64load(16 * i), ...get(sec), ...i64load(16 * i), ...i64xor,
@@ -291,11 +291,11 @@ const mergeAccsBody = (() => {
     ...get(r), ...get(r), ...i64c(32n), ...i64shru, ...i64xor,
     ...end,
   ];
-})();
+};
 
 // merge128(accp, secret, lenLo, lenHi, out): out = low64 ‖ high64, little-endian
 // (XXH3_hashLong_128b_internal's converge step). params 0..4; local 5 len (i64).
-const merge128Body = (() => {
+const merge128Body = (): number[] => {
   const [accp, sec, lenLo, lenHi, out, len] = [0, 1, 2, 3, 4, 5];
   return [
     ...vec([[1, I64]]),
@@ -309,19 +309,19 @@ const merge128Body = (() => {
     ...i64store(8),
     ...end,
   ];
-})();
+};
 
 function moduleBytes(): Uint8Array {
   const t = (params: number[], results: number[]) => [0x60, ...vec(params.map((x) => [x])), ...vec(results.map((x) => [x]))];
   const types = [t([I32, I32], [I32]), t([I32, I32, I32, I32], []), t([I32, I32, I32, I32, I32], []), t([I32, I32, I64], [I64]), t([I64, I64], [I64])];
   // function index → type index, body
   const funcs: [number, number[]][] = [
-    [0, sumBody],
-    [1, stripesBody],
-    [1, blocksBody],
-    [2, merge128Body],
-    [3, mergeAccsBody],
-    [4, foldBody],
+    [0, sumBody()],
+    [1, stripesBody()],
+    [1, blocksBody()],
+    [2, merge128Body()],
+    [3, mergeAccsBody()],
+    [4, foldBody()],
   ];
   const exp = (n: string, f: number) => [...name(n), 0x00, ...uleb(f)];
   return new Uint8Array([
@@ -462,11 +462,12 @@ export class SimdBuffer {
     return this.all.slice(OUT, OUT + 16);
   }
 
-  /** Streaming steps (Xxh128Stream): nb blocks at data offset `off` into the given accumulators. */
-  blocks(acc: Uint8Array, off: number, nb: number, seed: number): void {
+  /** Streaming steps (Xxh128Stream): nb blocks at `view`[off..] (a view into this buffer)
+   *  into the given accumulators. */
+  blocks(acc: Uint8Array, view: Uint8Array, off: number, nb: number, seed: number): void {
     this.useSeed(seed);
     this.all.set(acc, ACC);
-    this.blocksFn(DATA + off, nb, SECRET, ACC);
+    this.blocksFn(view.byteOffset + off, nb, SECRET, ACC);
     acc.set(this.all.subarray(ACC, ACC + 64));
   }
 
@@ -506,23 +507,41 @@ export class Xxh128Stream {
   ) {}
 
   update(data: Uint8Array): void {
-    for (let i = 0; i < data.length; i += STREAM_SLICE) this.slice(data.subarray(i, Math.min(data.length, i + STREAM_SLICE)));
+    const holder = SimdBuffer.holding(data);
+    // Data in wasm memory is summed where it sits, once the carried tail is a whole block.
+    const head = holder ? Math.min(data.length, 1024 - this.tailLen) : data.length;
+    for (let i = 0; i < head; i += STREAM_SLICE) this.copied(data.subarray(i, Math.min(head, i + STREAM_SLICE)));
+    if (head === data.length) return;
+    const rest = data.subarray(head);
+    // The tail (1 KiB now) has a byte after it: sum it, then whole blocks of rest in place.
+    const sb = (streamBuf ??= new SimdBuffer(64 + 1024 + STREAM_SLICE));
+    sb.bytes.set(this.keep);
+    sb.blocks(this.acc, sb.bytes, 64, 1, this.seed);
+    const nb = Math.floor((rest.length - 1) / 1024);
+    holder!.blocks(this.acc, rest, 0, nb, this.seed);
+    const end = nb * 1024;
+    if (nb > 0) this.keep.set(rest.subarray(end - 64, end));
+    else this.keep.copyWithin(0, 1024, 1024 + 64);
+    this.keep.set(rest.subarray(end), 64);
+    this.tailLen = rest.length - end;
+    this.total += rest.length;
   }
 
-  private slice(data: Uint8Array): void {
-    const sb = (streamBuf ??= new SimdBuffer(64 + 1024 + STREAM_SLICE));
+  /** Whole blocks summed from a copy in the shared buffer (the tail kept for later). */
+  private copied(data: Uint8Array): void {
     const avail = this.tailLen + data.length;
     const nb = avail > 0 ? Math.floor((avail - 1) / 1024) : 0;
     this.total += data.length;
-    if (nb === 0 && avail <= 1024) {
+    if (nb === 0) {
       this.keep.set(data, 64 + this.tailLen);
       this.tailLen = avail;
       return;
     }
+    const sb = (streamBuf ??= new SimdBuffer(64 + 1024 + STREAM_SLICE));
     const b = sb.bytes;
     b.set(this.keep.subarray(64, 64 + this.tailLen), 64);
     b.set(data, 64 + this.tailLen);
-    sb.blocks(this.acc, 64, nb, this.seed);
+    sb.blocks(this.acc, b, 64, nb, this.seed);
     const end = 64 + nb * 1024;
     this.keep.set(b.subarray(end - 64, 64 + avail));
     this.tailLen = avail - nb * 1024;

@@ -364,6 +364,8 @@ export class Sender {
     const appendVerify = append && protocol < 30;
     const head: SumHead = await conn.in.read((c) => readSumHead(c, protocol, ctx.xferSumLen));
     const sumsReader = !append && head.count > 0 ? new BlockSumsReader(head, protocol, ctx.xferSumLen) : null;
+    // Made (the first time: its kernels assembled) while the sums are on their way.
+    if (sumsReader) this.matchBuf ??= new SimdBuffer();
     // The file is opened while the sums are still arriving; a file that cannot be sent still
     // has its sums read, to keep the stream in step.
     const src = this.openSource(f);
@@ -392,8 +394,7 @@ export class Sender {
         if (!this.blockSummer) throw new ProtocolError(`block sums received for ${f.name} with checksum "none"`);
         // sender.c updating_basis_file: --inplace rewrites the basis itself.
         const inplace = (opts.inplace || opts.append) && (protocol >= 29 ? req.basisType === FNAMECMP_FNAME : true);
-        this.matchBuf ??= new SimdBuffer();
-        matcher = new BlockMatcher(head, sumsReader.sums(), this.blockSummer, { inplace, buffer: this.matchBuf });
+        matcher = new BlockMatcher(head, sumsReader.sums(), this.blockSummer, { inplace, buffer: this.matchBuf! });
       }
       const hashed = pre ? await pre : { to: 0, short: false };
       if (fd === null) {
@@ -498,6 +499,7 @@ export class Sender {
       }
       return { buf, got, want };
     };
+    const sumPiece = (v: Uint8Array) => summer.update(v);
     let next = pos < len ? readPiece(pos) : null;
     while (next) {
       this.throwIfAborted();
@@ -510,11 +512,14 @@ export class Sender {
         readError = true;
       }
       const piece = buf.subarray(0, want);
-      if (pos >= hashed.to) summer.update(piece); // pieces are aligned: all or nothing
+      // Prehashed pieces are aligned: all or nothing. With a matcher the checksum is taken over
+      // the bytes where it keeps them (wasm memory: summed in place).
+      const sumIt = pos >= hashed.to;
       if (matcher) {
         window?.add(pos, piece);
-        emit(matcher.push(piece));
+        emit(matcher.push(piece, sumIt ? sumPiece : undefined));
       } else {
+        if (sumIt) summer.update(piece);
         tokens.literal(piece, w);
         stats.literalData += want;
       }
