@@ -1,7 +1,8 @@
 // The sender's block search (match.c build_hash_table / hash_search / matched), streaming:
 // the source file is pushed in pieces and the token stream comes out as literal runs
 // (chunks of at most CHUNK_SIZE, as token.c simple_send_token sends them) and block indices.
-// Memory stays bounded by about three block lengths plus two chunks, plus one feed piece.
+// Memory stays bounded by about three block lengths plus two chunks, plus the pieces taken in
+// between two searches (the buffer is compacted when the next piece does not fit).
 import type { SumHead } from "../protocol/sumhead.js";
 import { Cursor, ProtocolError } from "../protocol/wire.js";
 import type { BlockSummer } from "./checksum.js";
@@ -136,6 +137,8 @@ export class BlockMatcher {
   private sbuf: Int8Array;
   private bufStart = 0;
   private bufEnd = 0;
+  /** Committed bytes not yet searched. */
+  private fresh = 0;
 
   // match.c hash_search state.
   private offset = 0;
@@ -195,20 +198,65 @@ export class BlockMatcher {
   /** Feed the next bytes of the source file; returns the tokens that are now final.
    *  `onData` sees the bytes as they are taken in (valid only during the call). */
   push(data: Uint8Array, onData?: (copy: Uint8Array) => void): MatchToken[] {
-    if (this.finished) throw new Error("push() after finish()");
     for (let p = 0; p < data.length; p += FEED_PIECE) {
       const n = Math.min(data.length - p, FEED_PIECE);
-      this.append(data.subarray(p, p + n));
-      // The same bytes where they now sit (in wasm memory: kernels take them in place).
-      onData?.(this.buf.subarray(this.bufEnd - n - this.bufStart, this.bufEnd - this.bufStart));
-      this.process(false);
+      this.input(n).set(data.subarray(p, p + n));
+      this.commit(n);
+      this.searchFresh(onData);
     }
     return this.take();
+  }
+
+  /**
+   * Room for the next n source bytes, right after those committed, for a caller that reads
+   * the file straight into the matcher's buffer: fill it, commit() what is there, run(). The
+   * room stays put until the next input() (only input() moves or grows the buffer), so the
+   * next piece may be read into it while the previous one is searched.
+   */
+  input(n: number): Uint8Array {
+    if (this.finished) throw new Error("input() after finish()");
+    let at = this.bufEnd - this.bufStart;
+    if (at + n > this.buf.length) {
+      // Keep bytes from lastMatch on (all the search can still reach), at the front.
+      const from = this.lastMatch - this.bufStart;
+      if (from > 0) {
+        this.buf.copyWithin(0, from, at);
+        this.bufStart = this.lastMatch;
+        at -= from;
+      }
+      if (at + n > this.buf.length) {
+        this.wbuf.reserve(Math.max(at + n, this.buf.length * 2));
+        this.buf = this.wbuf.bytes;
+        this.sbuf = new Int8Array(this.buf.buffer, this.buf.byteOffset, this.buf.length);
+      }
+    }
+    return this.buf.subarray(at, at + n);
+  }
+
+  /** The first n bytes of the last input() room are the source's next bytes. */
+  commit(n: number): void {
+    this.bufEnd += n;
+    this.fresh += n;
+  }
+
+  /** Search what was committed; returns the tokens that are now final. `onData` sees the
+   *  committed bytes where they sit (in wasm memory: kernels take them in place). */
+  run(onData?: (bytes: Uint8Array) => void): MatchToken[] {
+    this.searchFresh(onData);
+    return this.take();
+  }
+
+  private searchFresh(onData: ((bytes: Uint8Array) => void) | undefined): void {
+    const at = this.bufEnd - this.bufStart;
+    if (this.fresh > 0) onData?.(this.buf.subarray(at - this.fresh, at));
+    this.fresh = 0;
+    this.process(false);
   }
 
   /** The source is complete: search the tail and flush the last literal. */
   finish(): MatchToken[] {
     if (this.finished) throw new Error("finish() called twice");
+    if (this.fresh > 0) throw new Error("finish() with committed bytes not run()");
     this.finished = true;
     this.process(true);
     // matched(len, -1): the remaining literal, then the end token (written by the caller).
@@ -220,23 +268,6 @@ export class BlockMatcher {
     const t = this.out;
     this.out = [];
     return t;
-  }
-
-  /** Keep bytes from lastMatch on (all the search can still reach) and add the new ones. */
-  private append(data: Uint8Array): void {
-    const keep = this.lastMatch;
-    const live = this.bufEnd - keep;
-    const need = live + data.length;
-    const from = keep - this.bufStart;
-    if (need > this.buf.length) {
-      this.wbuf.reserve(Math.max(need, this.buf.length * 2));
-      this.buf = this.wbuf.bytes;
-      this.sbuf = new Int8Array(this.buf.buffer, this.buf.byteOffset, this.buf.length);
-    }
-    if (from > 0) this.buf.copyWithin(0, from, from + live);
-    this.bufStart = keep;
-    this.buf.set(data, live);
-    this.bufEnd += data.length;
   }
 
   /** Emit lastMatch..to as literal chunks (token.c simple_send_token). */

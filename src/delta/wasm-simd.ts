@@ -41,19 +41,6 @@ function uleb(n: number): number[] {
   return out;
 }
 
-function sleb(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const b = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) {
-      out.push(b);
-      return out;
-    }
-    out.push(b | 0x80);
-  }
-}
-
 function sleb64(n: bigint): number[] {
   const out: number[] = [];
   for (;;) {
@@ -67,17 +54,18 @@ function sleb64(n: bigint): number[] {
   }
 }
 
+const sleb = (n: number): number[] => sleb64(BigInt(n));
 const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()];
 const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body];
 const name = (s: string): number[] => vec([...Buffer.from(s, "utf8")].map((b) => [b]));
 
 const I32 = 0x7f;
+const V128 = 0x7b;
 /** Function indices of the module, and the XXH3 secret's size (XXH_SECRET_DEFAULT_SIZE). */
 const FN_STRIPES = 1;
 const FN_MERGE_ACCS = 4;
 const FN_FOLD = 5;
 const SECRET_SIZE = 192;
-const V128 = 0x7b;
 
 // Core instructions.
 const block = [0x02, 0x40];

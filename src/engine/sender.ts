@@ -36,6 +36,8 @@ import {
 const FNAMECMP_FNAME = 0x80;
 /** How much of a source file is read at a time. */
 const READ_PIECE = 1 << 20;
+/** The matcher's buffer: room for several pieces, so it is seldom compacted. */
+const MATCH_BUFFER = 8 * READ_PIECE;
 /** Files up to this size are read with synchronous calls. */
 const SYNC_READ_MAX = 1 << 20;
 
@@ -365,7 +367,7 @@ export class Sender {
     const head: SumHead = await conn.in.read((c) => readSumHead(c, protocol, ctx.xferSumLen));
     const sumsReader = !append && head.count > 0 ? new BlockSumsReader(head, protocol, ctx.xferSumLen) : null;
     // Made (the first time: its kernels assembled) while the sums are on their way.
-    if (sumsReader) this.matchBuf ??= new SimdBuffer();
+    if (sumsReader) this.matchBuf ??= new SimdBuffer(MATCH_BUFFER);
     // The file is opened while the sums are still arriving; a file that cannot be sent still
     // has its sums read, to keep the stream in step.
     const src = this.openSource(f);
@@ -374,9 +376,11 @@ export class Sender {
       const len = src?.size ?? 0;
       const summer = createFileSummer(ctx.xferSum, ctx.protocol, ctx.seed);
       // While the generator is still sending sums we would only wait: hash the file's start
-      // meanwhile (the match pass then skips what is already summed).
+      // meanwhile (the match pass then skips what is already summed). Not for xxh128: summed in
+      // place during the match pass it costs less than reading those bytes twice.
       const stop = { done: false };
-      const pre = fd !== null && sumsReader && len > SYNC_READ_MAX ? this.prehash(fd, len, summer, stop) : null;
+      const early = fd !== null && sumsReader && len > SYNC_READ_MAX && ctx.xferSum !== "xxh128";
+      const pre = early ? this.prehash(fd, len, summer, stop) : null;
       let matcher: BlockMatcher | null = null;
       if (sumsReader) {
         try {
@@ -479,13 +483,16 @@ export class Sender {
       if (sumPrefix && (await this.prehash(fd, start, summer, { done: false })).short) readError = true;
       pos = start;
     }
-    // Two buffers in turn: the next piece is read while this one is matched (its consumers
-    // copy what they keep); with a match-data window every piece gets its own.
-    const reuse = matcher === null || !window ? [this.readBuf, this.readBuf2] : null;
+    // The next piece is read while this one is matched: straight into the matcher's buffer
+    // (input() leaves the room alone until it is called again), else into two buffers in
+    // turn (their consumers copy what they keep); with a match-data window every piece gets
+    // its own.
+    const inPlace = matcher !== null && !window;
+    const reuse = matcher === null ? [this.readBuf, this.readBuf2] : null;
     let turn = 0;
-    const readPiece = async (at: number): Promise<{ buf: Buffer; got: number; want: number }> => {
+    const readPiece = async (at: number): Promise<{ buf: Uint8Array; got: number; want: number }> => {
       const want = Math.min(READ_PIECE, len - at);
-      const buf = reuse ? reuse[turn++ & 1]! : Buffer.allocUnsafe(want);
+      const buf = inPlace ? matcher.input(want) : reuse ? reuse[turn++ & 1]! : Buffer.allocUnsafe(want);
       let got = 0;
       while (got < want) {
         let n = 0;
@@ -504,7 +511,6 @@ export class Sender {
     while (next) {
       this.throwIfAborted();
       const { buf, got, want } = await next;
-      next = pos + want < len ? readPiece(pos + want) : null;
       if (got < want) {
         // The file shrank or failed under us: zeros stand in, and a bad checksum makes the
         // receiver discard the result (match.c: buf->status).
@@ -512,11 +518,15 @@ export class Sender {
         readError = true;
       }
       const piece = buf.subarray(0, want);
+      if (inPlace) matcher.commit(want); // before the next input() may move it
+      next = pos + want < len ? readPiece(pos + want) : null;
       // Prehashed pieces are aligned: all or nothing. With a matcher the checksum is taken over
       // the bytes where it keeps them (wasm memory: summed in place).
       const sumIt = pos >= hashed.to;
-      if (matcher) {
-        window?.add(pos, piece);
+      if (inPlace) {
+        emit(matcher.run(sumIt ? sumPiece : undefined));
+      } else if (matcher) {
+        window!.add(pos, piece);
         emit(matcher.push(piece, sumIt ? sumPiece : undefined));
       } else {
         if (sumIt) summer.update(piece);
@@ -546,7 +556,7 @@ export class Sender {
 }
 
 /** A read at an offset: small files synchronously (cheaper), big ones in the thread pool. */
-function readAt(fd: number, buf: Buffer, off: number, len: number, pos: number, fileLen: number): Promise<number> | number {
+function readAt(fd: number, buf: Uint8Array, off: number, len: number, pos: number, fileLen: number): Promise<number> | number {
   if (fileLen <= SYNC_READ_MAX) return fs.readSync(fd, buf, off, len, pos);
   return new Promise((resolve, reject) => fs.read(fd, buf, off, len, pos, (e, n) => (e ? reject(e) : resolve(n))));
 }
