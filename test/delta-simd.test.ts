@@ -6,7 +6,7 @@ import { createXXHash128 } from "hash-wasm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createBlockSummer, initChecksums } from "../src/delta/checksum.js";
 import { weakChecksum } from "../src/delta/rolling.js";
-import { SimdBuffer, Xxh128Stream } from "../src/delta/wasm-simd.js";
+import { FILTER_MUL, SimdBuffer, Xxh128Stream } from "../src/delta/wasm-simd.js";
 
 const hex = (u: Uint8Array): string => Buffer.from(u).toString("hex");
 
@@ -45,6 +45,48 @@ describe("SimdBuffer.sum (checksum.c get_checksum1)", () => {
     expect(sb.bytes.length).toBeGreaterThanOrEqual(5_000_000);
     expect(hex(sb.bytes.subarray(0, 1000))).toBe(hex(d));
     expect(sb.sum(0, 1000)).toBe(weakChecksum(d, 0, 1000));
+  });
+});
+
+describe("SimdBuffer.scan (match.c hash_search's rolling step)", () => {
+  it("stops where the scalar roll first meets a set filter bit, with the same sum", () => {
+    const F = 4096; // a 32768-bit filter in front of the data
+    const sb = new SimdBuffer(F + 200_000);
+    const data = randomBytes(200_000);
+    sb.bytes.set(data, F);
+    const sd = new Int8Array(data.buffer, data.byteOffset, data.length);
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 5000 }), fc.nat(100_000), fc.integer({ min: 0, max: 400 }), fc.nat(), (k, start, density, seed) => {
+        const filter = new Uint32Array(F / 4);
+        let x = seed | 1;
+        for (let i = 0; i < density; i++) {
+          x = Math.imul(x ^ (x >>> 15), 0x2c1b3c6d) | 1;
+          filter[(x >>> 0) % filter.length] |= 1 << (x & 31);
+        }
+        sb.bytes.set(new Uint8Array(filter.buffer), 0);
+        const fshift = 32 - 15;
+        const end = Math.min(start + 50_000, data.length - k);
+        // the scalar definition
+        let sum = weakChecksum(data, start, k);
+        let s1 = sum & 0xffff;
+        let s2 = sum >>> 16;
+        let off = start;
+        for (; off < end; off++) {
+          const v = (s1 & 0xffff) | (s2 << 16);
+          const f = Math.imul(v, FILTER_MUL) >>> fshift;
+          if (filter[f >>> 5]! & (1 << (f & 31))) break;
+          const o = sd[off]!;
+          s1 = (s1 - o + sd[off + k]!) | 0;
+          s2 = (s2 - Math.imul(k, o) + s1) | 0;
+        }
+        sum = ((s1 & 0xffff) | (s2 << 16)) >>> 0;
+        const got = sb.scan(F + start, F + end, k, weakChecksum(data, start, k), 0, fshift) - F;
+        expect(got).toBe(off);
+        expect(sb.lastSum).toBe(sum);
+        if (off < end) expect(sum).toBe(weakChecksum(data, off, k)); // the rolled sum is the window's
+      }),
+      { numRuns: 150 },
+    );
   });
 });
 

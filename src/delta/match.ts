@@ -7,7 +7,7 @@ import type { SumHead } from "../protocol/sumhead.js";
 import { Cursor, ProtocolError } from "../protocol/wire.js";
 import type { BlockSummer } from "./checksum.js";
 import { weakHashBits, weakHashSlot } from "./rolling.js";
-import { SimdBuffer } from "./wasm-simd.js";
+import { FILTER_MUL, SimdBuffer } from "./wasm-simd.js";
 import { validateSumHead, type SumHeadLimits } from "./sumsizes.js";
 
 /** rsync.h CHUNK_SIZE: the largest literal token. */
@@ -96,8 +96,6 @@ export interface MatchStats {
   matchedBytes: number;
 }
 
-/** Multiplier of the filter's hash (independent of the table's). */
-const FILTER_MUL = 0x85ebca6b;
 /** A free table slot. */
 const EMPTY = -1;
 /** A slot whose blocks were all dropped (--inplace); probing continues past it. */
@@ -123,9 +121,10 @@ export class BlockMatcher {
   private readonly chain: Int32Array;
   private readonly shift: number;
   private readonly mask: number;
-  /** A bitmap of (hashed) weak sums present, small enough to stay in L1: most offsets
-   *  are rejected by one bit test before touching the table. */
-  private readonly filter: Uint32Array;
+  /** A bitmap of (hashed) weak sums present, small enough to stay in cache: most offsets
+   *  are rejected by one bit test before touching the table. It sits at the front of wbuf's
+   *  data (the rolling search runs there), the source bytes after it. */
+  private readonly filterBytes: number;
   private readonly fshift: number;
   /** Bytes needed beyond an offset before it is searched without knowing the file length. */
   private readonly lookahead: number;
@@ -168,9 +167,6 @@ export class BlockMatcher {
     this.inplace = opts.inplace ?? false;
     this.sameOffset = this.inplace ? new Uint8Array(head.count) : null;
     this.lookahead = 2 * head.blength + CHUNK_SIZE + 1;
-    this.wbuf = opts.buffer ?? new SimdBuffer();
-    this.buf = this.wbuf.bytes;
-    this.sbuf = new Int8Array(this.buf.buffer, this.buf.byteOffset, this.buf.length);
 
     // match.c build_hash_table: chains run from the highest block index down.
     const bits = head.count > 0 ? weakHashBits(head.count) : 1;
@@ -182,17 +178,23 @@ export class BlockMatcher {
     let fbits = 16;
     while (fbits < 23 && 2 ** fbits < head.count * 32) fbits++;
     this.fshift = 32 - fbits;
-    this.filter = new Uint32Array(1 << (fbits - 5));
+    const filter = new Uint32Array(1 << (fbits - 5));
     for (let i = 0; i < head.count; i++) {
       const sum = this.sum1[i]!;
       const f = Math.imul(sum, FILTER_MUL) >>> this.fshift;
-      this.filter[f >>> 5]! |= 1 << (f & 31);
+      filter[f >>> 5]! |= 1 << (f & 31);
       let h = weakHashSlot(sum, bits);
       while (this.heads[h] !== EMPTY && this.keys[h] !== sum) h = (h + 1) & this.mask;
       this.keys[h] = sum;
       this.chain[i] = this.heads[h]!;
       this.heads[h] = i;
     }
+    this.wbuf = opts.buffer ?? new SimdBuffer();
+    this.filterBytes = filter.byteLength;
+    this.wbuf.reserve(this.filterBytes + 64 * 1024);
+    this.wbuf.bytes.set(new Uint8Array(filter.buffer), 0);
+    this.buf = this.wbuf.bytes.subarray(this.filterBytes);
+    this.sbuf = new Int8Array(this.buf.buffer, this.buf.byteOffset, this.buf.length);
   }
 
   /** Feed the next bytes of the source file; returns the tokens that are now final.
@@ -225,8 +227,8 @@ export class BlockMatcher {
         at -= from;
       }
       if (at + n > this.buf.length) {
-        this.wbuf.reserve(Math.max(at + n, this.buf.length * 2));
-        this.buf = this.wbuf.bytes;
+        this.wbuf.reserve(this.filterBytes + Math.max(at + n, this.buf.length * 2));
+        this.buf = this.wbuf.bytes.subarray(this.filterBytes);
         this.sbuf = new Int8Array(this.buf.buffer, this.buf.byteOffset, this.buf.length);
       }
     }
@@ -310,7 +312,7 @@ export class BlockMatcher {
     const heads = this.heads;
     const shift = this.shift;
     const mask = this.mask;
-    const filter = this.filter;
+    const wbuf = this.wbuf;
     const fshift = this.fshift;
 
     let off = this.offset;
@@ -318,7 +320,7 @@ export class BlockMatcher {
       if (!this.sumValid) {
         // A fresh window at the start and after each match.
         this.k = Math.min(blength, len - off);
-        const sum = this.wbuf.sum(off - this.bufStart, this.k);
+        const sum = this.wbuf.sum(this.filterBytes + off - this.bufStart, this.k);
         this.s1 = sum & 0xffff;
         this.s2 = sum >>> 16;
         this.sumValid = true;
@@ -333,19 +335,23 @@ export class BlockMatcher {
       let s1 = this.s1;
       let s2 = this.s2;
       let hit = false;
+      const fb = this.filterBytes;
       while (off < stop) {
-        const sum = (s1 & 0xffff) | (s2 << 16);
-        const f = Math.imul(sum, FILTER_MUL) >>> fshift;
-        if ((filter[f >>> 5]! & (1 << (f & 31))) !== 0) {
-          let h = Math.imul(sum, 0x9e3779b1) >>> shift;
-          let hd: number;
-          while ((hd = heads[h]!) !== EMPTY && keys[h] !== sum) h = (h + 1) & mask;
-          if (hd >= 0) {
-            this.slot = h;
-            hit = true;
-            break;
-          }
+        // In wasm, up to the next offset whose sum may be in the table.
+        off = wbuf.scan(fb + off - base, fb + stop - base, k, (s1 & 0xffff) | (s2 << 16), 0, fshift) - fb + base;
+        const sum = wbuf.lastSum | 0;
+        s1 = sum & 0xffff;
+        s2 = sum >>> 16;
+        if (off >= stop) break;
+        let h = Math.imul(sum, 0x9e3779b1) >>> shift;
+        let hd: number;
+        while ((hd = heads[h]!) !== EMPTY && keys[h] !== sum) h = (h + 1) & mask;
+        if (hd >= 0) {
+          this.slot = h;
+          hit = true;
+          break;
         }
+        // The filter's false alarm: roll past it.
         const p = off - base;
         const o = sb[p]!;
         s1 = (s1 - o + sb[p + k]!) | 0;
@@ -471,7 +477,7 @@ export class BlockMatcher {
           }
           if (ok && offset !== ao) {
             // Zeros here are zeros further on in the basis: re-align with the basis copy.
-            sum = this.wbuf.sum(ao - this.bufStart, l) | 0;
+            sum = this.wbuf.sum(this.filterBytes + ao - this.bufStart, l) | 0;
             if (sum !== this.sum1[i]) ok = false;
             else {
               sum2 = this.strongAt(ao, l);

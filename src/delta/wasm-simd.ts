@@ -84,6 +84,11 @@ const i32shl = [0x74];
 const i32geu = [0x4f];
 const i32sub = [0x6b];
 const i32eqz = [0x45];
+const i32ltu = [0x49];
+const i32mul = [0x6c];
+const i32shru = [0x76];
+const i32load = (offset: number) => [0x28, 0x02, ...uleb(offset)];
+const i32store = (offset: number) => [0x36, 0x02, ...uleb(offset)];
 const call = (f: number) => [0x10, ...uleb(f)];
 const i64load = (offset: number) => [0x29, 0x00, ...uleb(offset)];
 const i64store = (offset: number) => [0x37, 0x00, ...uleb(offset)];
@@ -172,6 +177,41 @@ const sumBody = (): number[] => [
   ...get(S1), ...i32c(0xffff), ...i32and, ...get(S2), ...i32c(16), ...i32shl, ...i32or,
   ...end,
 ];
+
+// scan(p, end, k, sum, filter, fshift): match.c hash_search's rolling step over the window
+// [p, p+k), moved on a byte at a time while the weak sum's bit in the filter bitmap (hashed
+// as the matcher hashes it, Math.imul(sum, FILTER_MUL) >>> fshift) is clear. Returns where it
+// stopped (a set bit, or end) and leaves the packed sum there at OUT.
+// params 0 p, 1 end, 2 k, 3 sum, 4 filter, 5 fshift; locals 6 s1, 7 s2, 8 o, 9 f (i32).
+export const FILTER_MUL = 0x85ebca6b;
+const scanBody = (): number[] => {
+  const [p, endp, k, sum, filt, fshift, s1, s2, o, f] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+  return [
+    ...vec([[4, I32]]),
+    ...get(sum), ...i32c(0xffff), ...i32and, ...set(s1),
+    ...get(sum), ...i32c(16), ...i32shru, ...set(s2),
+    ...block, ...loop,
+    ...get(p), ...get(endp), ...i32geu, ...brIf(1),
+    // sum = (s1 & 0xffff) | (s2 << 16); stop at a set filter bit
+    ...get(s1), ...i32c(0xffff), ...i32and, ...get(s2), ...i32c(16), ...i32shl, ...i32or,
+    ...i32c(FILTER_MUL), ...i32mul, ...get(fshift), ...i32shru, ...set(f),
+    ...get(filt), ...get(f), ...i32c(5), ...i32shru, ...i32c(2), ...i32shl, ...i32add, ...i32load(0),
+    ...get(f), ...i32c(31), ...i32and, ...i32shru, ...i32c(1), ...i32and,
+    ...brIf(1),
+    // roll: s1 += in - out; s2 += s1 - k·out
+    ...get(p), ...i32load8s, ...set(o),
+    ...get(s1), ...get(o), ...i32sub, ...get(p), ...get(k), ...i32add, ...i32load8s, ...i32add, ...set(s1),
+    ...get(s2), ...get(k), ...get(o), ...i32mul, ...i32sub, ...get(s1), ...i32add, ...set(s2),
+    ...get(p), ...i32c(1), ...i32add, ...set(p),
+    ...br(0),
+    ...end, ...end,
+    ...i32c(OUT),
+    ...get(s1), ...i32c(0xffff), ...i32and, ...get(s2), ...i32c(16), ...i32shl, ...i32or,
+    ...i32store(0),
+    ...get(p),
+    ...end,
+  ];
+};
 
 // ---- XXH3 ----
 
@@ -301,7 +341,14 @@ const merge128Body = (): number[] => {
 
 function moduleBytes(): Uint8Array {
   const t = (params: number[], results: number[]) => [0x60, ...vec(params.map((x) => [x])), ...vec(results.map((x) => [x]))];
-  const types = [t([I32, I32], [I32]), t([I32, I32, I32, I32], []), t([I32, I32, I32, I32, I32], []), t([I32, I32, I64], [I64]), t([I64, I64], [I64])];
+  const types = [
+    t([I32, I32], [I32]),
+    t([I32, I32, I32, I32], []),
+    t([I32, I32, I32, I32, I32], []),
+    t([I32, I32, I64], [I64]),
+    t([I64, I64], [I64]),
+    t([I32, I32, I32, I32, I32, I32], [I32]),
+  ];
   // function index → type index, body
   const funcs: [number, number[]][] = [
     [0, sumBody()],
@@ -310,6 +357,7 @@ function moduleBytes(): Uint8Array {
     [2, merge128Body()],
     [3, mergeAccsBody()],
     [4, foldBody()],
+    [5, scanBody()],
   ];
   const exp = (n: string, f: number) => [...name(n), 0x00, ...uleb(f)];
   return new Uint8Array([
@@ -317,7 +365,7 @@ function moduleBytes(): Uint8Array {
     ...section(1, vec(types)),
     ...section(2, vec([[...name("env"), ...name("mem"), 0x02, 0x00, 0x01]])), // memory, min 1 page
     ...section(3, vec(funcs.map(([ty]) => uleb(ty)))),
-    ...section(7, vec([exp("sum", 0), exp("stripes", FN_STRIPES), exp("blocks", 2), exp("merge128", 3)])),
+    ...section(7, vec([exp("sum", 0), exp("stripes", FN_STRIPES), exp("blocks", 2), exp("merge128", 3), exp("scan", 6)])),
     ...section(10, vec(funcs.map(([, body]) => [...uleb(body.length), ...body]))),
   ]);
 }
@@ -391,7 +439,9 @@ export class SimdBuffer {
   private readonly stripesFn: Fn4;
   private readonly blocksFn: Fn4;
   private readonly merge128Fn: (accp: number, sec: number, lenLo: number, lenHi: number, out: number) => void;
+  private readonly scanFn: (p: number, end: number, k: number, sum: number, filter: number, fshift: number) => number;
   private all: Uint8Array;
+  private words: Int32Array;
   private seed: number | null = null;
   /** The data area. */
   bytes: Uint8Array;
@@ -404,7 +454,9 @@ export class SimdBuffer {
     this.stripesFn = x.stripes as Fn4;
     this.blocksFn = x.blocks as Fn4;
     this.merge128Fn = x.merge128 as (accp: number, sec: number, lenLo: number, lenHi: number, out: number) => void;
+    this.scanFn = x.scan as (p: number, end: number, k: number, sum: number, filter: number, fshift: number) => number;
     this.all = new Uint8Array(this.mem.buffer);
+    this.words = new Int32Array(this.mem.buffer);
     this.bytes = this.all.subarray(DATA);
     owners.set(this.mem.buffer, this);
   }
@@ -420,8 +472,22 @@ export class SimdBuffer {
     if (n <= this.bytes.length) return;
     this.mem.grow(Math.ceil((n - this.bytes.length) / PAGE));
     this.all = new Uint8Array(this.mem.buffer);
+    this.words = new Int32Array(this.mem.buffer);
     this.bytes = this.all.subarray(DATA);
     owners.set(this.mem.buffer, this);
+  }
+
+  /**
+   * The rolling search from data offset `off` (window of k bytes, weak sum `sum`) up to `end`:
+   * stops at the first offset whose sum has its bit set in the filter at data offset `filter`
+   * (FILTER_MUL hashing, `fshift`), or at end. Returns that offset; `lastSum` is the sum there.
+   */
+  scan(off: number, end: number, k: number, sum: number, filter: number, fshift: number): number {
+    return this.scanFn(DATA + off, DATA + end, k, sum, DATA + filter, fshift) - DATA;
+  }
+
+  get lastSum(): number {
+    return this.words[OUT >> 2]! >>> 0;
   }
 
   /** get_checksum1 over bytes[off, off+len) as uint32. */
