@@ -71,6 +71,25 @@ export async function runMicro(o = {}) {
     add(`weakChecksum ${bl} B blocks`, r / MB, "MB/s");
   }
 
+  // The same sums and XXH3-128's long form in wasm SIMD, over data in a SimdBuffer (the
+  // sender's matcher keeps the file there).
+  {
+    const simd = await load("delta/wasm-simd.js");
+    const sb = new simd.SimdBuffer(data.length);
+    sb.bytes.set(data);
+    for (const bl of [700, 32768]) {
+      const blocks = Math.floor(data.length / bl);
+      let sink = 0;
+      const r = rate((k) => (sink ^= sb.sum((k % blocks) * bl, bl)), bl, ms);
+      if (sink === 0.5) log("");
+      add(`SimdBuffer.sum ${bl} B blocks`, r / MB, "MB/s", "wasm SIMD get_checksum1");
+    }
+    const bl = 32768;
+    const blocks = Math.floor(data.length / bl);
+    const r = rate((k) => sb.xxh128Long(sb.bytes, (k % blocks) * bl, bl, 0x5eed1234), bl, ms);
+    add(`SimdBuffer.xxh128Long ${bl} B blocks`, r / MB, "MB/s", "wasm SIMD XXH3-128");
+  }
+
   // The rolling update, one byte at a time (the sender's search between matches).
   {
     const bl = 700;

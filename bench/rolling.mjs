@@ -17,7 +17,7 @@ async function load() {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), "krsync-bench-"));
   fs.symlinkSync(path.join(root, "node_modules"), path.join(out, "node_modules"));
   fs.writeFileSync(path.join(out, "package.json"), '{"type":"module"}');
-  for (const rel of ["src/delta/rolling.ts", "src/delta/sumsizes.ts", "src/delta/checksum.ts", "src/delta/match.ts", "src/protocol/wire.ts"]) {
+  for (const rel of ["src/delta/rolling.ts", "src/delta/sumsizes.ts", "src/delta/checksum.ts", "src/delta/match.ts", "src/delta/wasm-simd.ts", "src/protocol/wire.ts"]) {
     const src = fs.readFileSync(path.join(root, rel), "utf8");
     const js = ts.transpileModule(src, {
       compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: false },

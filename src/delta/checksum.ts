@@ -4,15 +4,9 @@
 // Digests are returned in rsync's wire byte order: md4/md5/sha1 as the digest bytes, xxh*
 // as the 64-bit value(s) little-endian (SIVAL64; xxh128 = low64 then high64).
 import crypto from "node:crypto";
-import {
-  createMD4,
-  createMD5,
-  createSHA1,
-  createXXHash128,
-  createXXHash3,
-  createXXHash64,
-  type IHasher,
-} from "hash-wasm";
+import { createRequire } from "node:module";
+import type { IHasher } from "hash-wasm";
+import { SimdBuffer, Xxh128Stream } from "./wasm-simd.js";
 
 /** Names rsync negotiates and accepts in --checksum-choice (checksum.c valid_checksums). */
 export type ChecksumName = "xxh128" | "xxh3" | "xxh64" | "md5" | "md4" | "sha1" | "none";
@@ -119,6 +113,15 @@ interface Slot {
 
 const slots = new Map<WasmKind, Slot>();
 
+type HashWasm = typeof import("hash-wasm");
+const require = createRequire(import.meta.url);
+
+/** One algorithm's bundle of hash-wasm, loaded when first needed (the package's main bundle
+ *  holds every algorithm: a start-up cost paid before the first byte moves). */
+function hashWasm<K extends keyof HashWasm>(bundle: string, name: K): HashWasm[K] {
+  return (require(`hash-wasm/dist/${bundle}.umd.min.js`) as Pick<HashWasm, K>)[name];
+}
+
 async function createWasm(kind: WasmKind, seed: number): Promise<IHasher> {
   // xxh* take rsync's int32 seed as an unsigned 64-bit value, so a negative seed is
   // sign-extended (XXH64(buf, len, checksum_seed)).
@@ -126,17 +129,17 @@ async function createWasm(kind: WasmKind, seed: number): Promise<IHasher> {
   const hi = seed < 0 ? 0xffffffff : 0;
   switch (kind) {
     case "md4":
-      return createMD4();
+      return hashWasm("md4", "createMD4")();
     case "md5":
-      return createMD5();
+      return hashWasm("md5", "createMD5")();
     case "sha1":
-      return createSHA1();
+      return hashWasm("sha1", "createSHA1")();
     case "xxh64":
-      return createXXHash64(lo, hi);
+      return hashWasm("xxhash64", "createXXHash64")(lo, hi);
     case "xxh3":
-      return createXXHash3(lo, hi);
+      return hashWasm("xxhash3", "createXXHash3")(lo, hi);
     case "xxh128":
-      return createXXHash128(lo, hi);
+      return hashWasm("xxhash128", "createXXHash128")(lo, hi);
   }
 }
 
@@ -278,13 +281,27 @@ export async function createBlockSummer(type: ChecksumType, protocol: number, se
     case "xxh128": {
       const h = seed === 0 ? null : await createWasm(type, seed);
       const s = slot(type);
-      return (data, off, len) => {
+      const small: BlockSummer = (data, off, len) => {
         const hh = h ? h.init() : oneShot(s);
         return reverseInPlace(hh.update(data.subarray(off, off + len)).digest("binary"));
+      };
+      if (type !== "xxh128") return small;
+      // The long form in SIMD, in place when the data sits in a SimdBuffer (the matcher's).
+      return (data, off, len) => {
+        if (len <= 240) return small(data, off, len);
+        const at = SimdBuffer.holding(data);
+        if (at) return at.xxh128Long(data, off, len, seed);
+        const sb = (blockScratch ??= new SimdBuffer(len));
+        sb.reserve(len);
+        sb.bytes.set(data.subarray(off, off + len));
+        return sb.xxh128Long(sb.bytes, 0, len, seed);
       };
     }
   }
 }
+
+/** Where block sums of data outside any SimdBuffer are taken (the generator's reads). */
+let blockScratch: SimdBuffer | null = null;
 
 // ---- whole-file sums: sum_init / sum_update / sum_end, and file_checksum ----
 
@@ -370,8 +387,12 @@ export function createFileSummer(type: ChecksumType, protocol: number, seed: num
       return new NodeFileSummer("sha1");
     case "xxh64":
     case "xxh3":
-    case "xxh128":
       return new WasmFileSummer(slot(type), true);
+    case "xxh128": {
+      const s = slot("xxh128");
+      // Inputs of up to 240 bytes take XXH3's short forms (hash-wasm's).
+      return new Xxh128Stream(0, (data) => reverseInPlace(oneShot(s).update(data).digest("binary")));
+    }
   }
 }
 

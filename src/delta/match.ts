@@ -1,11 +1,13 @@
 // The sender's block search (match.c build_hash_table / hash_search / matched), streaming:
 // the source file is pushed in pieces and the token stream comes out as literal runs
 // (chunks of at most CHUNK_SIZE, as token.c simple_send_token sends them) and block indices.
-// Memory stays bounded by about three block lengths plus two chunks, plus one feed piece.
+// Memory stays bounded by about three block lengths plus two chunks, plus the pieces taken in
+// between two searches (the buffer is compacted when the next piece does not fit).
 import type { SumHead } from "../protocol/sumhead.js";
 import { Cursor, ProtocolError } from "../protocol/wire.js";
 import type { BlockSummer } from "./checksum.js";
-import { weakChecksumSigned, weakHashBits, weakHashSlot } from "./rolling.js";
+import { weakHashBits, weakHashSlot } from "./rolling.js";
+import { FILTER_MUL, SimdBuffer } from "./wasm-simd.js";
 import { validateSumHead, type SumHeadLimits } from "./sumsizes.js";
 
 /** rsync.h CHUNK_SIZE: the largest literal token. */
@@ -81,6 +83,9 @@ export interface MatcherOptions {
   /** sender.c updating_basis_file (--inplace): the receiver rewrites the basis in place, so a
    *  block may only be used at or after its own offset (or where it already sits). */
   inplace?: boolean;
+  /** The buffer the source is kept in (one per caller, reused file after file; a matcher
+   *  makes its own without it). Only one live matcher may use it at a time. */
+  buffer?: SimdBuffer;
 }
 
 export interface MatchStats {
@@ -91,9 +96,6 @@ export interface MatchStats {
   matchedBytes: number;
 }
 
-const SIGNED_EMPTY = new Int8Array(0);
-/** Multiplier of the filter's hash (independent of the table's). */
-const FILTER_MUL = 0x85ebca6b;
 /** A free table slot. */
 const EMPTY = -1;
 /** A slot whose blocks were all dropped (--inplace); probing continues past it. */
@@ -119,18 +121,23 @@ export class BlockMatcher {
   private readonly chain: Int32Array;
   private readonly shift: number;
   private readonly mask: number;
-  /** A bitmap of (hashed) weak sums present, small enough to stay in L1: most offsets
-   *  are rejected by one bit test before touching the table. */
-  private readonly filter: Uint32Array;
+  /** A bitmap of (hashed) weak sums present, small enough to stay in cache: most offsets
+   *  are rejected by one bit test before touching the table. It sits at the front of wbuf's
+   *  data (the rolling search runs there), the source bytes after it. */
+  private readonly filterBytes: number;
   private readonly fshift: number;
   /** Bytes needed beyond an offset before it is searched without knowing the file length. */
   private readonly lookahead: number;
 
-  // Buffered source bytes: absolute offsets [bufStart, bufEnd) live at buf[0 ..].
-  private buf: Uint8Array = new Uint8Array(0);
-  private sbuf: Int8Array = SIGNED_EMPTY;
+  // Buffered source bytes: absolute offsets [bufStart, bufEnd) live at buf[0 ..], in wbuf's
+  // wasm memory (buf and sbuf are views of it, renewed when it grows).
+  private readonly wbuf: SimdBuffer;
+  private buf: Uint8Array;
+  private sbuf: Int8Array;
   private bufStart = 0;
   private bufEnd = 0;
+  /** Committed bytes not yet searched. */
+  private fresh = 0;
 
   // match.c hash_search state.
   private offset = 0;
@@ -171,32 +178,87 @@ export class BlockMatcher {
     let fbits = 16;
     while (fbits < 23 && 2 ** fbits < head.count * 32) fbits++;
     this.fshift = 32 - fbits;
-    this.filter = new Uint32Array(1 << (fbits - 5));
+    const filter = new Uint32Array(1 << (fbits - 5));
     for (let i = 0; i < head.count; i++) {
       const sum = this.sum1[i]!;
       const f = Math.imul(sum, FILTER_MUL) >>> this.fshift;
-      this.filter[f >>> 5]! |= 1 << (f & 31);
+      filter[f >>> 5]! |= 1 << (f & 31);
       let h = weakHashSlot(sum, bits);
       while (this.heads[h] !== EMPTY && this.keys[h] !== sum) h = (h + 1) & this.mask;
       this.keys[h] = sum;
       this.chain[i] = this.heads[h]!;
       this.heads[h] = i;
     }
+    this.wbuf = opts.buffer ?? new SimdBuffer();
+    this.filterBytes = filter.byteLength;
+    this.wbuf.reserve(this.filterBytes + 64 * 1024);
+    this.wbuf.bytes.set(new Uint8Array(filter.buffer), 0);
+    this.buf = this.wbuf.bytes.subarray(this.filterBytes);
+    this.sbuf = new Int8Array(this.buf.buffer, this.buf.byteOffset, this.buf.length);
   }
 
-  /** Feed the next bytes of the source file; returns the tokens that are now final. */
-  push(data: Uint8Array): MatchToken[] {
-    if (this.finished) throw new Error("push() after finish()");
+  /** Feed the next bytes of the source file; returns the tokens that are now final.
+   *  `onData` sees the bytes as they are taken in (valid only during the call). */
+  push(data: Uint8Array, onData?: (copy: Uint8Array) => void): MatchToken[] {
     for (let p = 0; p < data.length; p += FEED_PIECE) {
-      this.append(data.subarray(p, Math.min(data.length, p + FEED_PIECE)));
-      this.process(false);
+      const n = Math.min(data.length - p, FEED_PIECE);
+      this.input(n).set(data.subarray(p, p + n));
+      this.commit(n);
+      this.searchFresh(onData);
     }
     return this.take();
+  }
+
+  /**
+   * Room for the next n source bytes, right after those committed, for a caller that reads
+   * the file straight into the matcher's buffer: fill it, commit() what is there, run(). The
+   * room stays put until the next input() (only input() moves or grows the buffer), so the
+   * next piece may be read into it while the previous one is searched.
+   */
+  input(n: number): Uint8Array {
+    if (this.finished) throw new Error("input() after finish()");
+    let at = this.bufEnd - this.bufStart;
+    if (at + n > this.buf.length) {
+      // Keep bytes from lastMatch on (all the search can still reach), at the front.
+      const from = this.lastMatch - this.bufStart;
+      if (from > 0) {
+        this.buf.copyWithin(0, from, at);
+        this.bufStart = this.lastMatch;
+        at -= from;
+      }
+      if (at + n > this.buf.length) {
+        this.wbuf.reserve(this.filterBytes + Math.max(at + n, this.buf.length * 2));
+        this.buf = this.wbuf.bytes.subarray(this.filterBytes);
+        this.sbuf = new Int8Array(this.buf.buffer, this.buf.byteOffset, this.buf.length);
+      }
+    }
+    return this.buf.subarray(at, at + n);
+  }
+
+  /** The first n bytes of the last input() room are the source's next bytes. */
+  commit(n: number): void {
+    this.bufEnd += n;
+    this.fresh += n;
+  }
+
+  /** Search what was committed; returns the tokens that are now final. `onData` sees the
+   *  committed bytes where they sit (in wasm memory: kernels take them in place). */
+  run(onData?: (bytes: Uint8Array) => void): MatchToken[] {
+    this.searchFresh(onData);
+    return this.take();
+  }
+
+  private searchFresh(onData: ((bytes: Uint8Array) => void) | undefined): void {
+    const at = this.bufEnd - this.bufStart;
+    if (this.fresh > 0) onData?.(this.buf.subarray(at - this.fresh, at));
+    this.fresh = 0;
+    this.process(false);
   }
 
   /** The source is complete: search the tail and flush the last literal. */
   finish(): MatchToken[] {
     if (this.finished) throw new Error("finish() called twice");
+    if (this.fresh > 0) throw new Error("finish() with committed bytes not run()");
     this.finished = true;
     this.process(true);
     // matched(len, -1): the remaining literal, then the end token (written by the caller).
@@ -208,25 +270,6 @@ export class BlockMatcher {
     const t = this.out;
     this.out = [];
     return t;
-  }
-
-  /** Keep bytes from lastMatch on (all the search can still reach) and add the new ones. */
-  private append(data: Uint8Array): void {
-    const keep = this.lastMatch;
-    const live = this.bufEnd - keep;
-    const need = live + data.length;
-    const from = keep - this.bufStart;
-    if (need > this.buf.length) {
-      const nb = new Uint8Array(Math.max(need, this.buf.length * 2, 64 * 1024));
-      nb.set(this.buf.subarray(from, from + live));
-      this.buf = nb;
-      this.sbuf = new Int8Array(nb.buffer, nb.byteOffset, nb.length);
-    } else if (from > 0) {
-      this.buf.copyWithin(0, from, from + live);
-    }
-    this.bufStart = keep;
-    this.buf.set(data, live);
-    this.bufEnd += data.length;
   }
 
   /** Emit lastMatch..to as literal chunks (token.c simple_send_token). */
@@ -269,7 +312,7 @@ export class BlockMatcher {
     const heads = this.heads;
     const shift = this.shift;
     const mask = this.mask;
-    const filter = this.filter;
+    const wbuf = this.wbuf;
     const fshift = this.fshift;
 
     let off = this.offset;
@@ -277,7 +320,7 @@ export class BlockMatcher {
       if (!this.sumValid) {
         // A fresh window at the start and after each match.
         this.k = Math.min(blength, len - off);
-        const sum = weakChecksumSigned(this.sbuf, off - this.bufStart, this.k);
+        const sum = this.wbuf.sum(this.filterBytes + off - this.bufStart, this.k);
         this.s1 = sum & 0xffff;
         this.s2 = sum >>> 16;
         this.sumValid = true;
@@ -292,19 +335,23 @@ export class BlockMatcher {
       let s1 = this.s1;
       let s2 = this.s2;
       let hit = false;
+      const fb = this.filterBytes;
       while (off < stop) {
-        const sum = (s1 & 0xffff) | (s2 << 16);
-        const f = Math.imul(sum, FILTER_MUL) >>> fshift;
-        if ((filter[f >>> 5]! & (1 << (f & 31))) !== 0) {
-          let h = Math.imul(sum, 0x9e3779b1) >>> shift;
-          let hd: number;
-          while ((hd = heads[h]!) !== EMPTY && keys[h] !== sum) h = (h + 1) & mask;
-          if (hd >= 0) {
-            this.slot = h;
-            hit = true;
-            break;
-          }
+        // In wasm, up to the next offset whose sum may be in the table.
+        off = wbuf.scan(fb + off - base, fb + stop - base, k, (s1 & 0xffff) | (s2 << 16), 0, fshift) - fb + base;
+        const sum = wbuf.lastSum | 0;
+        s1 = sum & 0xffff;
+        s2 = sum >>> 16;
+        if (off >= stop) break;
+        let h = Math.imul(sum, 0x9e3779b1) >>> shift;
+        let hd: number;
+        while ((hd = heads[h]!) !== EMPTY && keys[h] !== sum) h = (h + 1) & mask;
+        if (hd >= 0) {
+          this.slot = h;
+          hit = true;
+          break;
         }
+        // The filter's false alarm: roll past it.
         const p = off - base;
         const o = sb[p]!;
         s1 = (s1 - o + sb[p + k]!) | 0;
@@ -430,7 +477,7 @@ export class BlockMatcher {
           }
           if (ok && offset !== ao) {
             // Zeros here are zeros further on in the basis: re-align with the basis copy.
-            sum = weakChecksumSigned(this.sbuf, ao - this.bufStart, l) | 0;
+            sum = this.wbuf.sum(this.filterBytes + ao - this.bufStart, l) | 0;
             if (sum !== this.sum1[i]) ok = false;
             else {
               sum2 = this.strongAt(ao, l);

@@ -26,27 +26,6 @@ export function weakChecksum(buf: Uint8Array, off: number, len: number): number 
   return ((s1 & 0xffff) | (s2 << 16)) >>> 0;
 }
 
-/** The same sum over a signed view, for callers that keep one (the matcher). */
-export function weakChecksumSigned(sb: Int8Array, off: number, len: number): number {
-  let s1 = 0;
-  let s2 = 0;
-  let i = off;
-  const end = off + len;
-  for (const n4 = end - 3; i < n4; i += 4) {
-    const a = sb[i]!;
-    const b = sb[i + 1]!;
-    const c = sb[i + 2]!;
-    const d = sb[i + 3]!;
-    s2 = (s2 + 4 * s1 + 4 * a + 3 * b + 2 * c + d) | 0;
-    s1 = (s1 + a + b + c + d) | 0;
-  }
-  for (; i < end; i++) {
-    s1 = (s1 + sb[i]!) | 0;
-    s2 = (s2 + s1) | 0;
-  }
-  return ((s1 & 0xffff) | (s2 << 16)) >>> 0;
-}
-
 /** Signed value of a byte as rsync's schar sees it. */
 export function signedByte(b: number): number {
   return (b << 24) >> 24;

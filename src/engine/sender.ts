@@ -7,6 +7,7 @@ import * as fs from "node:fs";
 import { constants as C } from "node:fs";
 import { createBlockSummer, createFileSummer, type BlockSummer, type ChecksumType, type FileSummer } from "../delta/checksum.js";
 import { BlockMatcher, BlockSumsReader, type MatchToken } from "../delta/match.js";
+import { SimdBuffer } from "../delta/wasm-simd.js";
 import { sumHeadFileLength } from "../delta/sumsizes.js";
 import { isDir, isLink, isDevice, isSpecial, isReg } from "../protocol/fileentry.js";
 import { MAXPATHLEN } from "../protocol/flist-names.js";
@@ -38,6 +39,8 @@ const FNAMECMP_FNAME = 0x80;
 const READ_PIECE = 1 << 20;
 /** The checksum field of a handed file (rsync.h MAX_DIGEST_LEN bytes at most). */
 const NO_SUM = new Uint8Array(64);
+/** The matcher's buffer: room for several pieces, so it is seldom compacted. */
+const MATCH_BUFFER = 8 * READ_PIECE;
 /** Files up to this size are read with synchronous calls. */
 const SYNC_READ_MAX = 1 << 20;
 
@@ -156,6 +159,8 @@ export class Sender {
   /** One read buffer for every file (its consumers copy what they keep). */
   private readonly readBuf = Buffer.allocUnsafe(READ_PIECE);
   private readonly readBuf2 = Buffer.allocUnsafe(READ_PIECE);
+  /** The matcher's source buffer, shared by the files in turn. */
+  private matchBuf: SimdBuffer | null = null;
   /** FLAG_FILE_SENT: a second request for a file is its redo. */
   private readonly sent = new Set<number>();
 
@@ -382,6 +387,8 @@ export class Sender {
       await conn.flush();
       await handoff.room();
     }
+    // Made (the first time: its kernels assembled) while the sums are on their way.
+    if (sumsReader) this.matchBuf ??= new SimdBuffer(MATCH_BUFFER);
     // The file is opened while the sums are still arriving; a file that cannot be sent still
     // has its sums read, to keep the stream in step.
     const src = this.openSource(f);
@@ -397,9 +404,11 @@ export class Sender {
       const len = src?.size ?? 0;
       const summer = createFileSummer(ctx.xferSum, ctx.protocol, ctx.seed);
       // While the generator is still sending sums we would only wait: hash the file's start
-      // meanwhile (the match pass then skips what is already summed).
+      // meanwhile (the match pass then skips what is already summed). Not for xxh128: summed in
+      // place during the match pass it costs less than reading those bytes twice.
       const stop = { done: false };
-      const pre = fd !== null && sumsReader && len > SYNC_READ_MAX ? this.prehash(fd, len, summer, stop) : null;
+      const early = fd !== null && sumsReader && len > SYNC_READ_MAX && ctx.xferSum !== "xxh128";
+      const pre = early && fd !== null ? this.prehash(fd, len, summer, stop) : null;
       let matcher: BlockMatcher | null = null;
       if (sumsReader) {
         try {
@@ -417,7 +426,7 @@ export class Sender {
         if (!this.blockSummer) throw new ProtocolError(`block sums received for ${f.name} with checksum "none"`);
         // sender.c updating_basis_file: --inplace rewrites the basis itself.
         const inplace = (opts.inplace || opts.append) && (protocol >= 29 ? req.basisType === FNAMECMP_FNAME : true);
-        matcher = new BlockMatcher(head, sumsReader.sums(), this.blockSummer, { inplace });
+        matcher = new BlockMatcher(head, sumsReader.sums(), this.blockSummer, { inplace, buffer: this.matchBuf! });
       }
       const hashed = pre ? await pre : { to: 0, short: false };
       if (fd === null) {
@@ -518,13 +527,16 @@ export class Sender {
       if (sumPrefix && (await this.prehash(fd, start, summer, { done: false })).short) readError = true;
       pos = start;
     }
-    // Two buffers in turn: the next piece is read while this one is matched (its consumers
-    // copy what they keep); with a match-data window every piece gets its own.
-    const reuse = matcher === null || !window ? [this.readBuf, this.readBuf2] : null;
+    // The next piece is read while this one is matched: straight into the matcher's buffer
+    // (input() leaves the room alone until it is called again), else into two buffers in
+    // turn (their consumers copy what they keep); with a match-data window every piece gets
+    // its own.
+    const inPlace = matcher !== null && !window;
+    const reuse = matcher === null ? [this.readBuf, this.readBuf2] : null;
     let turn = 0;
-    const readPiece = async (at: number): Promise<{ buf: Buffer; got: number; want: number }> => {
+    const readPiece = async (at: number): Promise<{ buf: Uint8Array; got: number; want: number }> => {
       const want = Math.min(READ_PIECE, len - at);
-      const buf = reuse ? reuse[turn++ & 1]! : Buffer.allocUnsafe(want);
+      const buf = inPlace ? matcher.input(want) : reuse ? reuse[turn++ & 1]! : Buffer.allocUnsafe(want);
       let got = 0;
       while (got < want) {
         let n = 0;
@@ -538,11 +550,11 @@ export class Sender {
       }
       return { buf, got, want };
     };
+    const sumPiece = (v: Uint8Array) => summer.update(v);
     let next = pos < len ? readPiece(pos) : null;
     while (next) {
       this.throwIfAborted();
       const { buf, got, want } = await next;
-      next = pos + want < len ? readPiece(pos + want) : null;
       if (got < want) {
         // The file shrank or failed under us: zeros stand in, and a bad checksum makes the
         // receiver discard the result (match.c: buf->status).
@@ -550,11 +562,18 @@ export class Sender {
         readError = true;
       }
       const piece = buf.subarray(0, want);
-      if (pos >= hashed.to) summer.update(piece); // pieces are aligned: all or nothing
-      if (matcher) {
-        window?.add(pos, piece);
-        emit(matcher.push(piece));
+      if (inPlace) matcher.commit(want); // before the next input() may move it
+      next = pos + want < len ? readPiece(pos + want) : null;
+      // Prehashed pieces are aligned: all or nothing. With a matcher the checksum is taken over
+      // the bytes where it keeps them (wasm memory: summed in place).
+      const sumIt = pos >= hashed.to;
+      if (inPlace) {
+        emit(matcher.run(sumIt ? sumPiece : undefined));
+      } else if (matcher) {
+        window!.add(pos, piece);
+        emit(matcher.push(piece, sumIt ? sumPiece : undefined));
       } else {
+        if (sumIt) summer.update(piece);
         tokens.literal(piece, w);
         stats.literalData += want;
       }
@@ -581,7 +600,7 @@ export class Sender {
 }
 
 /** A read at an offset: small files synchronously (cheaper), big ones in the thread pool. */
-function readAt(fd: number, buf: Buffer, off: number, len: number, pos: number, fileLen: number): Promise<number> | number {
+function readAt(fd: number, buf: Uint8Array, off: number, len: number, pos: number, fileLen: number): Promise<number> | number {
   if (fileLen <= SYNC_READ_MAX) return fs.readSync(fd, buf, off, len, pos);
   return new Promise((resolve, reject) => fs.read(fd, buf, off, len, pos, (e, n) => (e ? reject(e) : resolve(n))));
 }

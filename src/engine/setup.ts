@@ -72,10 +72,11 @@ export function checkCompressChoice(opts: TransferOptions): void {
 
 /** Each side writes its protocol, reads the peer's; the lower one is spoken. */
 async function exchangeVersions(conn: Connection, ours: number): Promise<number> {
-  await initChecksums();
   conn.write(encodeVersion(ours));
   await conn.flush();
-  return agreeProtocol(ours, await conn.in.read(decodeRemoteVersion));
+  // The hashers load while the peer answers.
+  const [, theirs] = await Promise.all([initChecksums(), conn.in.read(decodeRemoteVersion)]);
+  return agreeProtocol(ours, theirs);
 }
 
 /** compat.c setup_protocol as a client: version, compat flags, negotiation, seed. */
