@@ -9,7 +9,7 @@ import { decodeIdLists, applyIdNames } from "../protocol/idlist.js";
 import { MsgCode } from "../protocol/mux.js";
 import { NdxReader, NdxWriter } from "../protocol/ndx.js";
 import type { TransferOptions } from "../protocol/options.js";
-import { ProtocolError, Writer } from "../protocol/wire.js";
+import { ProtocolError } from "../protocol/wire.js";
 import { currentUmask } from "./attrs.js";
 import { Connection, type ByteStream } from "./connection.js";
 import { AbortedError, IOERR_GENERAL, IOERR_VANISHED, type ReceiveContext } from "./context.js";
@@ -20,7 +20,7 @@ import type { SourceHandoff } from "./handoff.js";
 import { OwnerMap } from "./owners.js";
 import { runReceiver } from "./receiver.js";
 import { checkRequestedNames } from "./requested.js";
-import { wireFilterRuleBytes } from "../protocol/filter.js";
+import { encodeFilterList } from "../protocol/filter.js";
 import { commandLineRules, treeFilterList } from "./filters.js";
 import { clientSetup, startMultiplex } from "./setup.js";
 import { promises as fsp } from "node:fs";
@@ -147,13 +147,8 @@ async function pull(conn: Connection, req: PullRequest, started: number): Promis
 
   // exclude.c send_filter_list: the receiver sends the rules meant for the sender.
   const rules = commandLineRules(opts, protocol);
-  const fw = new Writer();
-  const wireRules = wireFilterRuleBytes(rules, protocol, { role: "receiver", deleteMode: opts.delete, deleteExcluded: opts.deleteExcluded });
-  if (wireRules) {
-    for (const b of wireRules) fw.int32(b.length).bytes(b);
-    fw.int32(0);
-  }
-  conn.write(fw.take());
+  const filterList = encodeFilterList(rules, protocol, { role: "receiver", deleteMode: opts.delete, deleteExcluded: opts.deleteExcluded });
+  if (filterList) conn.write(filterList);
   await conn.flush();
 
   // flist.c recv_file_list

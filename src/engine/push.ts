@@ -3,10 +3,9 @@
 // it runs over any ByteStream to an `rsync --server` receiver.
 import { Writable } from "node:stream";
 import { checksumDigestLength } from "../delta/checksum.js";
-import { wireFilterRuleBytes, type FilterRule } from "../protocol/filter.js";
+import { encodeFilterList, type FilterRule } from "../protocol/filter.js";
 import { MsgCode } from "../protocol/mux.js";
 import type { TransferOptions } from "../protocol/options.js";
-import { Writer } from "../protocol/wire.js";
 import { Connection, type ByteStream } from "./connection.js";
 import { TimeoutError } from "./client.js";
 import { AbortedError, IOERR_DEL_LIMIT, IOERR_GENERAL, IOERR_VANISHED } from "./context.js";
@@ -220,12 +219,8 @@ export async function runPush(stream: ByteStream, req: PushRequest): Promise<Pus
     // exclude.c send_filter_list: a client sender sends its rules only when the receiver wants
     // them (for --delete); it walks its tree with them either way.
     const rules = commandLineRules(opts, protocol);
-    const wireRules = wireFilterRuleBytes(rules, protocol, { role: "sender", deleteMode: opts.delete, deleteExcluded: opts.deleteExcluded });
-    if (wireRules) {
-      const fw = new Writer();
-      for (const b of wireRules) fw.int32(b.length).bytes(b);
-      conn.write(fw.int32(0).take());
-    }
+    const filterList = encodeFilterList(rules, protocol, { role: "sender", deleteMode: opts.delete, deleteExcluded: opts.deleteExcluded });
+    if (filterList) conn.write(filterList);
     const list = await sendList(conn, setup, { ...req, rules }, stats);
 
     const sender = senderFor(conn, setup, list, { opts, events: req.events, stats, amServer: false, signal: req.signal });

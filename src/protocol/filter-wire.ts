@@ -34,6 +34,7 @@ import {
   type RuleList,
 } from "./filter-rules.js";
 import { byteStringToBytes, byteStringToText } from "./filter-wildmatch.js";
+import { Writer } from "./wire.js";
 
 /** get_rule_prefix without the protocol limits + pattern: the rule as rsync's -vv output shows it. */
 export function ruleText(rule: FilterRule): string {
@@ -208,6 +209,18 @@ export function wireFilterRules(rules: readonly FilterRule[], protocol: number, 
 /** wireFilterRules as the exact bytes (a rule merged from a file need not be UTF-8). */
 export function wireFilterRuleBytes(rules: readonly FilterRule[], protocol: number, opts: WireFilterOptions): Uint8Array[] | null {
   return wireByteStrings(rules, protocol, opts)?.map(byteStringToBytes) ?? null;
+}
+
+/**
+ * The filter list as the client writes it (exclude.c send_filter_list: each rule as int32
+ * length + bytes, then int32 0), or null when it sends none. Throws as wireFilterRules does.
+ */
+export function encodeFilterList(rules: readonly FilterRule[], protocol: number, opts: WireFilterOptions): Uint8Array | null {
+  const list = wireFilterRuleBytes(rules, protocol, opts);
+  if (!list) return null;
+  const w = new Writer();
+  for (const b of list) w.int32(b.length).bytes(b);
+  return w.int32(0).take();
 }
 
 function wireByteStrings(rules: readonly FilterRule[], protocol: number, opts: WireFilterOptions): string[] | null {
