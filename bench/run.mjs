@@ -267,7 +267,7 @@ export async function runBench(argv, io = {}) {
     }
   } finally {
     if (!o.keep) {
-      for (const d of ["tree-krsync", "tree-native", "tree-cp", "big-krsync", "big-native", "probe"]) {
+      for (const d of ["tree-krsync", "tree-native", "tree-cp", "big-krsync", "big-native", "probe", "trash"]) {
         rmSync(join(scratch, d), { recursive: true, force: true });
       }
     }

@@ -4,7 +4,7 @@
 // Whether krsync can do a direction at all (pull, push, local copy) is found by trying it on a
 // tiny tree first: a refusal is reported as "not supported yet" with krsync's own message.
 
-import { existsSync, mkdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { measure, median, parseWireStats, run, runOk } from "./measure.mjs";
 import { restoreBigFile } from "./trees.mjs";
@@ -123,10 +123,20 @@ function dstPath(ctx, tool, kind) {
   return join(ctx.scratch, `${kind}-${tool}`);
 }
 
+/** Where emptied destinations wait until their scenario is over. */
+const trashDir = (ctx) => join(ctx.scratch, "trash");
+let trashed = 0;
+
 async function resetDst(ctx, sc, trees, dst) {
   switch (sc.reset) {
     case "empty":
-      rmSync(dst, { recursive: true, force: true });
+      // Moved aside, removed after the scenario: a file system that has just freed thousands
+      // of inodes can be slow to allocate new ones (ext4 skips recently deleted inodes), which
+      // would land on whichever tool runs next.
+      if (existsSync(dst)) {
+        mkdirSync(trashDir(ctx), { recursive: true });
+        renameSync(dst, join(trashDir(ctx), `${trashed++}`));
+      }
       return;
     case "base":
     case "base-once":
@@ -178,6 +188,9 @@ export async function runScenario(ctx, sc) {
         resetOnceDone.add(tool);
       }
       const argv = commandFor(ctx, tool, sc.mode, src, dst, sc.args);
+      // The previous run's dirty pages are written back before this one starts, so no tool
+      // pays for another's writes.
+      await runOk(["sync"]);
       const m = await measure(argv, { method: ctx.method });
       if (m.exitCode !== 0) {
         const tail = (m.stderr || m.stdout).trim().split("\n").slice(-3).join(" | ");
@@ -199,6 +212,8 @@ export async function runScenario(ctx, sc) {
       }
     }
   }
+
+  rmSync(trashDir(ctx), { recursive: true, force: true });
 
   const tools = {};
   for (const [t, r] of Object.entries(raw)) {

@@ -152,7 +152,7 @@ export async function runLocal(req: LocalRequest): Promise<PullResult> {
     handoff,
   });
   // One side failing must not leave the other waiting for bytes that never come; the run ends
-  // when both have (the receiver may still be finishing files it had in copy).
+  // when both have (each removes its own temp files and descriptors on the way out).
   const failure: { failed: boolean; error?: unknown } = { failed: false };
   const watch = <T>(p: Promise<T>): Promise<T | null> =>
     p.catch((e: unknown) => {
