@@ -268,8 +268,12 @@ contexts:
 current-context: a
 `;
 
-  it("is the slim load (makeApiClient is the stand-in) and applies auth as the whole package does", async () => {
-    const { KubeConfig: Slim } = await import("../src/kube/client-node.js");
+  it("the build's bundle is what the built code loads, without the generated API clients, and it applies auth as the whole package does", async () => {
+    // dist/ is what `npm install` built (scripts/bundle-kube-deps.mjs made the bundle).
+    const built = (await import("../dist/kube/deps.js" as string)) as typeof import("../src/kube/deps.js");
+    expect(built.kubeDepsSource).toBe("bundle");
+    const Slim = built.KubeConfig;
+    expect(typeof built.WebSocket.OPEN).toBe("number");
     const { KubeConfig: Full } = await import("@kubernetes/client-node");
     const dir = tmpDir("kc-slim-");
     writeFileSync(join(dir, "c.pem"), "CERT-PEM");

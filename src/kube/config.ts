@@ -6,7 +6,7 @@
 import { existsSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import type { Cluster, Context, User } from "@kubernetes/client-node";
-import { KubeConfig } from "./client-node.js";
+import { KubeConfig } from "./deps.js";
 import type { KubeOptions } from "./options.js";
 import { KubeError } from "./errors.js";
 

@@ -10,10 +10,11 @@
 // a Readable and the socket is paused while that Readable is full; our writes are framed as
 // channel 0 and the Writable's callback waits while ws.bufferedAmount is high.
 import { Readable, Writable } from "node:stream";
-import WebSocket from "ws";
+import type { ClientOptions } from "ws";
 import type { Transport, TransportExit } from "../transport/transport.js";
 import type { LoadedKubeConfig } from "./config.js";
 import { apiErrorFrom, KubeError, type KubeStatus } from "./errors.js";
+import { WebSocket } from "./deps.js";
 import { apiUrl, requestOptions, USER_AGENT } from "./rest.js";
 
 export const PROTOCOL_V5 = "v5.channel.k8s.io";
@@ -79,7 +80,7 @@ export function openWsExec(spec: WsExecSpec): Promise<WsExecTransport> {
         const url = execUrl(spec.cfg, spec.namespace, spec.pod, spec.container, spec.command);
         const headers: Record<string, string> = { ...opts.headers, "User-Agent": USER_AGENT };
         const ws = new WebSocket(url, [...(spec.protocols ?? [PROTOCOL_V5, PROTOCOL_V4])], {
-          ...(opts as WebSocket.ClientOptions),
+          ...(opts as ClientOptions),
           headers,
           perMessageDeflate: false,
           handshakeTimeout: 30_000,
