@@ -262,12 +262,12 @@ export async function runBench(argv, io = {}) {
       log(`bench: ${sc.name} — ${sc.title}`);
       const r = await runScenario(ctx, sc);
       if (r.status !== "ok") log(`  ${r.status}: ${r.reason}`);
-      else log(`  time ${fmtRatio(r.ratios.time)}, RSS ${fmtRatio(r.ratios.rss)}, wire ${fmtRatio(r.ratios.wire)} (krsync/native)`);
+      else log(`  time ${fmtRatio(r.ratios.time)}, RSS ${fmtRatio(r.ratios.rss)}, wire ${fmtRatio(r.ratios.wire)} (${(sc.pair ?? ["krsync", "native"]).join("/")})`);
       scenarios.push(r);
     }
   } finally {
     if (!o.keep) {
-      for (const d of ["tree-krsync", "tree-native", "tree-cp", "big-krsync", "big-native", "probe", "trash"]) {
+      for (const d of ["tree-krsync", "tree-native", "tree-cp", "big-krsync", "big-native", "probe", "trash", "tree-api", "tree-pipe", "fakeapi"]) {
         rmSync(join(scratch, d), { recursive: true, force: true });
       }
     }

@@ -8,12 +8,13 @@ import { existsSync, mkdirSync, renameSync, rmSync, utimesSync, writeFileSync } 
 import { join } from "node:path";
 import { measure, median, parseWireStats, run, runOk } from "./measure.mjs";
 import { restoreBigFile } from "./trees.mjs";
+import { startApiPod } from "./api.mjs";
 
 export const HOST = "bench-host";
 
 /**
- * @typedef {"pull" | "push" | "local"} Mode
- * @typedef {"krsync" | "native" | "cp"} Tool
+ * @typedef {"pull" | "push" | "local" | "api"} Mode
+ * @typedef {"krsync" | "native" | "cp" | "api" | "pipe"} Tool
  * @typedef {object} Scenario
  * @property {string} name
  * @property {string} title
@@ -26,6 +27,7 @@ export const HOST = "bench-host";
  * @property {string[]} [args]          extra options for krsync and rsync
  * @property {boolean} [verifyChecksum] verify the result with -c (content, not just size+mtime)
  * @property {string} [notMeasured]     a reason the harness does not run it at all
+ * @property {[Tool, Tool]} [pair]      the tools of the time/RSS/wire ratios (default krsync, native)
  */
 
 /** @type {Scenario[]} */
@@ -38,17 +40,9 @@ export const SCENARIOS = [
   { name: "bigfile-pull", title: "big file, 100 x 4 KiB changes: pull", mode: "pull", runsKey: "big", tools: ["krsync", "native"], src: (t) => t.bigMut, dst: "big", reset: "big", verifyChecksum: true },
   { name: "bigfile-push", title: "big file, 100 x 4 KiB changes: push", mode: "push", runsKey: "big", tools: ["krsync", "native"], src: (t) => t.bigMut, dst: "big", reset: "big", verifyChecksum: true },
   { name: "local-copy", title: "local copy of the tree (vs rsync and cp -a)", mode: "local", runsKey: "local", tools: ["krsync", "native", "cp"], src: (t) => t.base, dst: "tree", reset: "empty" },
-  {
-    name: "api-nochange-pull",
-    title: "no-change pull over the Kubernetes API transport vs a local pipe",
-    mode: "pull",
-    runsKey: "nochange",
-    tools: [],
-    src: (t) => t.base,
-    dst: "tree",
-    reset: "base",
-    notMeasured: "not measured here: needs the Kubernetes API transport (left to the kube work)",
-  },
+  // krsync over the Kubernetes API exec WebSocket ("api") against krsync over a local pipe
+  // ("pipe"), the same native rsync and tree at the far end (bench/api.mjs).
+  { name: "api-nochange-pull", title: "no-change pull over the Kubernetes API transport vs a local pipe", mode: "api", runsKey: "nochange", tools: ["api", "pipe"], pair: ["api", "pipe"], src: (t) => t.base, dst: "tree", reset: "base-once" },
 ];
 
 /**
@@ -167,11 +161,25 @@ async function verifyResult(ctx, src, dst, checksum) {
 export async function runScenario(ctx, sc) {
   const head = { name: sc.name, title: sc.title, mode: sc.mode };
   if (sc.notMeasured) return { ...head, status: "not measured", reason: sc.notMeasured };
-  const support = await probe(ctx, sc.mode);
-  if (support.status !== "ok") return { ...head, status: support.status, reason: support.reason };
-
   const trees = ctx.trees();
   const src = sc.src(trees);
+  let apiPod;
+  if (sc.mode === "api") {
+    apiPod = await startApiPod(ctx, src);
+    if ("skip" in apiPod) return { ...head, status: "not measured", reason: apiPod.skip };
+  } else {
+    const support = await probe(ctx, sc.mode);
+    if (support.status !== "ok") return { ...head, status: support.status, reason: support.reason };
+  }
+  try {
+    return await measureScenario(ctx, sc, trees, src, head, apiPod);
+  } finally {
+    await apiPod?.close();
+  }
+}
+
+/** The runs of a scenario whose set-up is done; its figures and ratios. */
+async function measureScenario(ctx, sc, trees, src, head, apiPod) {
   const runs = Math.max(1, ctx.runs[sc.runsKey] ?? 3);
   /** @type {Record<string, { wallSec: number[], rssKB: (number|null)[], remoteRssKB: (number|null)[], wire: any[] }>} */
   const raw = {};
@@ -187,11 +195,19 @@ export async function runScenario(ctx, sc) {
         await resetDst(ctx, sc, trees, dst);
         resetOnceDone.add(tool);
       }
-      const argv = commandFor(ctx, tool, sc.mode, src, dst, sc.args);
+      let argv = commandFor(ctx, tool, sc.mode, src, dst, sc.args);
+      let env;
+      if (apiPod) {
+        // Both are krsync pulling the pod's /data: through the API, or through fakersh.sh.
+        argv = tool === "api"
+          ? [process.execPath, ctx.krsyncMain, "-a", "--stats", "pod/web-0:/data/", `${dst}/`]
+          : commandFor(ctx, "krsync", "pull", apiPod.podData, dst, sc.args);
+        if (tool === "api") env = apiPod.env;
+      }
       // The previous run's dirty pages are written back before this one starts, so no tool
       // pays for another's writes.
       await runOk(["sync"]);
-      const m = await measure(argv, { method: ctx.method });
+      const m = await measure(argv, { method: ctx.method, env });
       if (m.exitCode !== 0) {
         const tail = (m.stderr || m.stdout).trim().split("\n").slice(-3).join(" | ");
         return { ...head, status: "failed", reason: `${tool} exited ${m.exitCode} on run ${i + 1}: ${tail}`, argv };
@@ -204,7 +220,7 @@ export async function runScenario(ctx, sc) {
         `  ${sc.name} run ${i + 1}/${runs} ${tool.padEnd(6)} ${m.wallSec.toFixed(3)} s` +
           (m.rssKB !== null ? `  ${(m.rssKB / 1024).toFixed(1)} MB` : ""),
       );
-      if (i === 0 && tool === "krsync" && ctx.verify) {
+      if (i === 0 && tool === (sc.pair?.[0] ?? "krsync") && ctx.verify) {
         verify = await verifyResult(ctx, src, dst, sc.verifyChecksum === true);
         if (verify.differences > 0) {
           ctx.log(`  ! krsync's result differs from the source in ${verify.differences} item(s): ${verify.sample.join("; ")}`);
@@ -230,8 +246,9 @@ export async function runScenario(ctx, sc) {
     };
   }
   const ratio = (a, b) => (typeof a === "number" && typeof b === "number" && b > 0 ? a / b : null);
-  const k = tools.krsync;
-  const n = tools.native;
+  const [kName, nName] = sc.pair ?? ["krsync", "native"];
+  const k = tools[kName];
+  const n = tools[nName];
   const ratios = {
     time: ratio(k?.medianSec, n?.medianSec),
     rss: ratio(k?.medianRssKB, n?.medianRssKB),
