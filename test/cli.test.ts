@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { rsyncPath, tmpDir } from "./helpers/env.js";
 import { FAKE_HOST, rshArg, runRsync } from "./helpers/rsync.js";
+import { num } from "../src/cli/report.js";
 import { diffSnapshots, snapshotTree } from "./helpers/snapshot.js";
 
 const CLI = ["node", join(import.meta.dirname, "..", "dist", "cli", "main.js")];
@@ -201,5 +202,15 @@ describe("krsync CLI and its optional compression libraries", () => {
     const r = await without(["zstd-napi", "lz4-napi"], [...remote, "-a", "--zc=lz4", `${w}/src/`, `${FAKE_HOST}:${w}/never/`]);
     expect(r.code).toBe(4);
     expect(r.stderr).toMatch(/--compress-choice=lz4 cannot be used: the lz4-napi module could not be loaded/);
+  });
+});
+
+describe("rsync's number formats (util1.c comma_num / human_num)", () => {
+  it("groups digits by three with -h, as Intl's en-US would", () => {
+    for (const n of [0, 7, 999, 1000, 12345, 999999, 1000000, 1234567.5, 1285613.11, 100000.01, 2 ** 53 - 1, -1234]) {
+      expect(num(n, 1)).toBe(n.toLocaleString("en-US", { maximumFractionDigits: 20 }));
+    }
+    expect(num(1234567, 0)).toBe("1234567");
+    expect(num(1234567, 2)).toBe("1.23M");
   });
 });
