@@ -11,6 +11,8 @@
  *             atimeSec, atimeNsec, mtimeSec, mtimeNsec: number) -> number
  *   futimens(fd: number, atimeSec, atimeNsec, mtimeSec, mtimeNsec: number) -> number
  *   UTIME_NOW, UTIME_OMIT: the special nanosecond values of utimensat(2).
+ *
+ * The module also exports copyRange from copy.c (copy_file_range(2)).
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -24,16 +26,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
-static bool throw_type(napi_env env, const char *msg) {
-  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
-  return false;
-}
+#include "napi-util.h"
 
-static bool get_int64(napi_env env, napi_value v, int64_t *out, const char *what) {
-  napi_valuetype t;
-  if (napi_typeof(env, v, &t) != napi_ok || t != napi_number) return throw_type(env, what);
-  return napi_get_value_int64(env, v, out) == napi_ok || throw_type(env, what);
-}
+napi_value krsync_copy_range(napi_env env, napi_callback_info info); /* copy.c */
 
 /* Seconds and nanoseconds into a timespec; EOVERFLOW when time_t cannot hold the seconds. */
 static int to_timespec(int64_t sec, int64_t nsec, struct timespec *ts) {
@@ -54,12 +49,6 @@ static int get_times(napi_env env, napi_value *argv, struct timespec ts[2]) {
   }
   int e = to_timespec(v[0], v[1], &ts[0]);
   return e ? e : to_timespec(v[2], v[3], &ts[1]);
-}
-
-static napi_value result(napi_env env, int e) {
-  napi_value r;
-  napi_create_int32(env, e, &r);
-  return r;
 }
 
 /* The path as a NUL-terminated string; NULL after throwing. Embedded NULs are refused. */
@@ -151,20 +140,10 @@ static napi_value js_futimens(napi_env env, napi_callback_info info) {
   return result(env, futimens((int)fd, ts) == 0 ? 0 : errno);
 }
 
-static bool export_fn(napi_env env, napi_value exports, const char *name, napi_callback cb) {
-  napi_value fn;
-  return napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn) == napi_ok &&
-         napi_set_named_property(env, exports, name, fn) == napi_ok;
-}
-
-static bool export_int(napi_env env, napi_value exports, const char *name, int64_t value) {
-  napi_value v;
-  return napi_create_int64(env, value, &v) == napi_ok && napi_set_named_property(env, exports, name, v) == napi_ok;
-}
-
 NAPI_MODULE_INIT() {
   if (!export_fn(env, exports, "utimensat", js_utimensat) || !export_fn(env, exports, "futimens", js_futimens) ||
-      !export_int(env, exports, "UTIME_NOW", UTIME_NOW) || !export_int(env, exports, "UTIME_OMIT", UTIME_OMIT)) {
+      !export_int(env, exports, "UTIME_NOW", UTIME_NOW) || !export_int(env, exports, "UTIME_OMIT", UTIME_OMIT) ||
+      !export_fn(env, exports, "copyRange", krsync_copy_range)) {
     return NULL;
   }
   return exports;

@@ -3,7 +3,7 @@
 // (microseconds) when it is not loaded; and native/build.mjs, npm's install step, which builds
 // it with a toolchain and leaves the install working without one.
 import { execFileSync, spawnSync } from "node:child_process";
-import { closeSync, copyFileSync, existsSync, lstatSync, mkdirSync, openSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { closeSync, copyFileSync, readFileSync, existsSync, lstatSync, mkdirSync, openSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -20,6 +20,7 @@ interface Addon {
   futimens(...args: unknown[]): number;
   UTIME_NOW: number;
   UTIME_OMIT: number;
+  copyRange(...args: unknown[]): number;
 }
 
 function hasCompiler(): boolean {
@@ -113,6 +114,32 @@ describe("the engine's time setter", () => {
 describe.runIf(timeSetter.native)("the addon itself", () => {
   const addon = createRequire(import.meta.url)(join(nativeDir, "build/Release/krsync_times.node")) as Addon;
 
+  it.runIf(process.platform === "linux")("copyRange copies between descriptors at the given offsets, says 0 at the end and -errno on a bad call", () => {
+    const w = tmpDir("ncopy-");
+    const data = Buffer.alloc(3 << 20);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 131) & 0xff;
+    writeFileSync(join(w, "in"), data);
+    const i = openSync(join(w, "in"), "r");
+    const o = openSync(join(w, "out"), "w");
+    try {
+      let done = 0;
+      while (done < data.length - 100) done += addon.copyRange(i, 100 + done, o, 7 + done, data.length - 100 - done);
+      expect(done).toBe(data.length - 100);
+      expect(addon.copyRange(i, data.length, o, 0, 10)).toBe(0);
+      expect(addon.copyRange(i, 0, i, 0, 10)).toBe(-9); // EBADF: the input is not open for writing
+      expect(addon.copyRange(-1, 0, o, 0, 1)).toBe(-9);
+      expect(addon.copyRange(i, -1, o, 0, 1)).toBe(-22); // EINVAL
+      expect(() => addon.copyRange(i, 0, o, 0)).toThrow(TypeError);
+      expect(() => addon.copyRange("x", 0, o, 0, 1)).toThrow(TypeError);
+    } finally {
+      closeSync(i);
+      closeSync(o);
+    }
+    const out = readFileSync(join(w, "out"));
+    expect(out.subarray(0, 7).equals(Buffer.alloc(7))).toBe(true);
+    expect(out.subarray(7).equals(data.subarray(100))).toBe(true);
+  });
+
   it("utimensat follows a symlink or not, and leaves the atime alone with UTIME_OMIT", () => {
     const w = tmpDir("naddon-");
     const file = join(w, "f");
@@ -201,7 +228,7 @@ describe("native/build.mjs (npm's install step)", () => {
   const copy = (): string => {
     const d = join(tmpDir("nbuild-"), "native");
     mkdirSync(d);
-    for (const f of ["binding.gyp", "times.c", "build.mjs"]) copyFileSync(join(nativeDir, f), join(d, f));
+    for (const f of ["binding.gyp", "times.c", "copy.c", "napi-util.h", "build.mjs"]) copyFileSync(join(nativeDir, f), join(d, f));
     return d;
   };
   const env = (extra: Record<string, string>): NodeJS.ProcessEnv => {

@@ -1,9 +1,9 @@
 // Setting and comparing file attributes on the receiving side (rsync.c set_file_attrs,
 // generator.c itemize / unchanged_attrs).
 import * as fs from "node:fs";
-import { createRequire } from "node:module";
 import { getSystemErrorMap } from "node:util";
 import type { LocalStat } from "./destination.js";
+import { nativeAddon } from "./native.js";
 import type { FileEntry } from "../protocol/fileentry.js";
 import { isDir, isLink } from "../protocol/fileentry.js";
 import type { TransferOptions } from "../protocol/options.js";
@@ -67,13 +67,6 @@ export function attrChanges(
   return iflags;
 }
 
-/** krsync's addon (native/times.c): utimensat and futimens with exact nanoseconds. */
-interface NativeTimes {
-  utimensat(path: string, nofollow: boolean, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): number;
-  futimens(fd: number, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): number;
-  UTIME_NOW: number;
-}
-
 /** How this process sets file times. */
 export interface TimeSetter {
   /** True when native/ loaded: times are set with utimensat/futimens. */
@@ -84,29 +77,12 @@ export interface TimeSetter {
   reason: string;
 }
 
-function loadNativeTimes(): { addon: NativeTimes | null; reason: string } {
-  if (process.env.KRSYNC_NO_NATIVE) return { addon: null, reason: "KRSYNC_NO_NATIVE is set" };
-  if (process.platform === "win32") return { addon: null, reason: "no utimensat on Windows" };
-  try {
-    // Built by npm's install step (native/build.mjs); the same path from src/engine and dist/engine.
-    const addon = createRequire(import.meta.url)("../../native/build/Release/krsync_times.node") as NativeTimes;
-    if (typeof addon.utimensat !== "function" || typeof addon.futimens !== "function") {
-      return { addon: null, reason: "native/ addon lacks utimensat/futimens" };
-    }
-    return { addon, reason: "" };
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    return { addon: null, reason: code === "MODULE_NOT_FOUND" ? "native/ addon not built" : `native/ addon does not load: ${(e as Error).message}` };
-  }
-}
-
-const loaded = loadNativeTimes();
-const nativeTimes = loaded.addon;
+const nativeTimes = nativeAddon.addon;
 
 export const timeSetter: TimeSetter = Object.freeze({
   native: nativeTimes !== null,
   resolutionNs: nativeTimes ? 1 : 1000,
-  reason: loaded.reason,
+  reason: nativeAddon.reason,
 });
 
 /** A Node-style error for an errno the addon returned. */

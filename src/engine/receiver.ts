@@ -12,6 +12,7 @@ import { ProtocolError } from "../protocol/wire.js";
 import { fdTarget, setAttrs, wantedMode, wantedOwner } from "./attrs.js";
 import { destName, reportError, throwIfAborted, type ReceiveContext } from "./context.js";
 import type { HandedSource } from "./handoff.js";
+import { nativeAddon } from "./native.js";
 import { ITEM_BASIS_TYPE_FOLLOWS, ITEM_MISSING_DATA, ITEM_TRANSFER, ITEM_XNAME_FOLLOWS } from "./itemize.js";
 
 const WRITE_BUF = 256 * 1024;
@@ -489,10 +490,18 @@ const copyBufs: Buffer[] = [];
  * bigger ones in pieces through the thread pool, so that other files proceed meanwhile.
  */
 function copyHanded(ctx: ReceiveContext, src: HandedSource, writer: OutputFile, viaWriter: boolean): boolean | Promise<boolean> {
-  if (viaWriter || src.size <= SYNC_COPY_MAX) {
+  let pos = 0;
+  if (!viaWriter && copyRange && writer.fd !== null) {
+    // In the kernel (native/copy.c): no pass through a buffer here.
+    pos = copyInKernel(copyRange, src, writer);
+    if (pos < 0) return true; // the source came up short: zeros were written in its place
+    if (pos === src.size) return false;
+    // Not possible here (another file system, say): the rest through a buffer.
+  }
+  if (viaWriter || src.size - pos <= SYNC_COPY_MAX) {
     const buf = (sharedCopyBuf ??= Buffer.allocUnsafe(COPY_BUF));
     let short = false;
-    for (let pos = 0; pos < src.size; ) {
+    for (; pos < src.size; ) {
       const want = Math.min(buf.length, src.size - pos);
       const got = short ? 0 : readFull(src.fd, buf, want, pos);
       if (got < want) {
@@ -504,7 +513,37 @@ function copyHanded(ctx: ReceiveContext, src: HandedSource, writer: OutputFile, 
     }
     return short;
   }
-  return copyHandedAsync(ctx, src, writer);
+  return copyHandedAsync(ctx, src, writer, pos);
+}
+
+/** copy_file_range, when the addon has it. */
+const copyRange = nativeAddon.addon?.copyRange?.bind(nativeAddon.addon);
+/** Bytes per copy_file_range call (each is one synchronous call on this thread). */
+const KERNEL_COPY_STEP = 16 << 20;
+
+/**
+ * Copies the handed file with copy_file_range. Returns how far it got (the caller goes on
+ * from there with read/write when the call is refused), or -1 when the source ended before
+ * `size`: the rest is then written as zeros, as the sender would have sent (match.c).
+ */
+function copyInKernel(copy: NonNullable<typeof copyRange>, src: HandedSource, writer: OutputFile): number {
+  writer.flush();
+  const out = writer.fd!;
+  const start = writer.offset;
+  let pos = 0;
+  while (pos < src.size) {
+    const n = copy(src.fd, pos, out, start + pos, Math.min(KERNEL_COPY_STEP, src.size - pos));
+    if (n < 0) break;
+    if (n === 0) {
+      writer.skip(pos);
+      const zeros = Buffer.alloc(Math.min(COPY_BUF, src.size - pos));
+      for (let p = pos; p < src.size; p += zeros.length) writer.writeNow(zeros.subarray(0, Math.min(zeros.length, src.size - p)));
+      return -1;
+    }
+    pos += n;
+  }
+  writer.skip(pos);
+  return pos;
 }
 
 function readFull(fd: number, buf: Buffer, want: number, pos: number): number {
@@ -522,12 +561,12 @@ function readFull(fd: number, buf: Buffer, want: number, pos: number): number {
   return got;
 }
 
-async function copyHandedAsync(ctx: ReceiveContext, src: HandedSource, writer: OutputFile): Promise<boolean> {
+async function copyHandedAsync(ctx: ReceiveContext, src: HandedSource, writer: OutputFile, from: number): Promise<boolean> {
   const buf = copyBufs.pop() ?? Buffer.allocUnsafe(ASYNC_COPY_BUF);
   const out = writer.fd!;
   let short = false;
   try {
-    for (let pos = 0; pos < src.size; ) {
+    for (let pos = from; pos < src.size; ) {
       throwIfAborted(ctx);
       const want = Math.min(buf.length, src.size - pos);
       let got = 0;
