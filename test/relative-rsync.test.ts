@@ -31,6 +31,11 @@ function buildSource(dir: string): void {
     ["a/x/y", "y in x\n"],
     ["a/x/b/z", "z in x/b\n"],
     ["p/q/r", "r\n"],
+    // dir-merge files in directories above a -R source's top (-F)
+    ["a/.rsync-filter", "- *.tmp\n"],
+    ["a/b/.rsync-filter", "- skip*\n"],
+    ["a/b/c/x.tmp", "excluded by a/.rsync-filter\n"],
+    ["a/b/c/skipme", "excluded by a/b/.rsync-filter\n"],
   ];
   for (const [name, text] of files) {
     mkdirSync(join(dir, name, ".."), { recursive: true });
@@ -112,6 +117,7 @@ const CASES: Case[] = [
   { name: "-R --delete --exclude (protected extras)", args: ["-a", "--delete", "--exclude=extra*"], sources: ["a/b/c"], prep: extras },
   { name: "-R --delete-after", args: ["-a", "--delete-after"], sources: ["a/b/c", "a/top"], prep: extras },
   { name: "-R -H", args: ["-aH"], sources: ["a/b/c", "a/x"] },
+  { name: "-R -F (the implied dirs' dir-merge files apply)", args: ["-a", "-F"], sources: ["a/b/c", "a/x"], protocols: [29, 30, 31, 32] },
   {
     name: "-R --no-implied-dirs a/b/c (parents missing)",
     args: ["-a", "--no-implied-dirs"],
