@@ -11,7 +11,7 @@ import type { Transport } from "./transport/transport.js";
 import type { KubeOptions } from "./kube/options.js";
 import { runPull } from "./engine/client.js";
 import { runLocal } from "./engine/local.js";
-import { checkSenderOptions, runPush } from "./engine/push.js";
+import { runPush } from "./engine/push.js";
 import { checkCompressChoice } from "./engine/setup.js";
 import type { SyncEvents, TransferStats } from "./engine/events.js";
 
@@ -102,8 +102,6 @@ export async function sync(o: SyncOptions): Promise<SyncResult> {
 // ---- Push: local sources to a remote receiver (engine/push.ts) ----
 
 async function push(sources: Extract<Location, { kind: "local" }>[], dest: Location, opts: TransferOptions, o: SyncOptions): Promise<SyncResult> {
-  const refusal = checkSenderOptions(opts);
-  if (refusal) throw new SyncError(refusal, RERR_UNSUPPORTED);
   const protocol = opts.protocol ?? MAX_PROTOCOL;
   const remotePaths = [dest.kind === "local" ? dest.path : ("path" in dest ? dest.path : "") || "."];
   if (dest.kind === "kube") {
@@ -171,8 +169,6 @@ async function pushOver(
 // ---- Local copy: both ends in this process (engine/local.ts) ----
 
 async function localCopy(sources: Extract<Location, { kind: "local" }>[], opts: TransferOptions, o: SyncOptions): Promise<SyncResult> {
-  const refusal = checkSenderOptions(opts);
-  if (refusal) throw new SyncError(refusal, RERR_UNSUPPORTED);
   try {
     return await runLocal({
       opts,

@@ -45,6 +45,8 @@ export interface PullRequest {
   requested?: readonly string[];
   /** In-process local copy: the sender's handed source files (engine/handoff.ts). */
   handoff?: SourceHandoff;
+  /** The sender's filtering is trusted (main.c: a local transfer sets trust_sender_filter). */
+  trustSender?: boolean;
 }
 
 export interface PullResult {
@@ -216,7 +218,7 @@ async function pull(conn: Connection, req: PullRequest, started: number): Promis
   // The receiver's own view of the rules: they protect names from --delete, and no name the
   // sender was told to exclude may arrive (flist.c "rejecting excluded file-list name").
   const filters = treeFilterList(rules, "receiver", root, opts, protocol);
-  if (filters && !filters.trustSender) {
+  if (filters && !filters.trustSender && !req.trustSender) {
     for (const f of files) {
       if (f && f.name !== "." && filters.checkSentRules(f.name, isDir(f.mode)) === "exclude") {
         throw new ProtocolError(`rejecting excluded file-list name: ${f.name}`, 4);

@@ -108,6 +108,30 @@ export class Destination {
     }
   }
 
+  /** Is anything at `rel` (a symlink counts, a dangling one too)? */
+  exists(rel: string): boolean {
+    return fs.lstatSync(this.abs(rel), { throwIfNoEntry: false }) !== undefined;
+  }
+
+  /**
+   * util.c make_path with MKP_DROP_NAME: create each missing directory above `rel` (mode 0777
+   * less the umask), never through a symlink: an existing component must be a real directory.
+   */
+  makeParents(rel: string): void {
+    const parent = Destination.parentOf(rel === "." ? "" : rel);
+    if (this.realDirs.has(parent)) return;
+    let cur = "";
+    for (const part of parent.split("/")) {
+      cur = cur ? `${cur}/${part}` : part;
+      if (this.realDirs.has(cur)) continue;
+      const st = fs.lstatSync(this.abs(cur), { throwIfNoEntry: false });
+      if (!st) this.mkdir(cur, 0o777);
+      else if (st.isSymbolicLink()) throw new DestinationError(`refusing to write through symlink ${cur}`);
+      else if (!st.isDirectory()) throw new DestinationError(`parent ${cur} is not a directory`);
+      else this.realDirs.add(cur);
+    }
+  }
+
   /** lstat, or null when nothing is there (known without a call below a directory we made). */
   lstat(rel: string): LocalStat | null {
     if (this.newDirs.has(Destination.parentOf(rel)) && !this.newDirs.has(rel) && rel !== "." && rel !== "") {

@@ -4,14 +4,15 @@
 // 30, the io_error int. Only metadata is kept; file contents are read only for -c sums.
 //
 // The sender's filter rules decide what is walked (make_file's is_excluded, with each directory's
-// dir-merge files pushed while it is listed). Not supported here (the caller refuses them): -R,
-// inc-recursion.
+// dir-merge files pushed while it is listed). With -R names keep their path and the directories
+// leading to them are sent first (send_implied_dirs). Not supported here: inc-recursion.
 import * as fs from "node:fs";
 import { constants as C } from "node:fs";
 import * as path from "node:path";
 import { createFlistSummer, type ChecksumType } from "../delta/checksum.js";
 import {
   FLAG_CONTENT_DIR,
+  FLAG_IMPLIED_DIR,
   FLAG_TOP_DIR,
   isDevice,
   isDir,
@@ -23,6 +24,7 @@ import {
 import { devMajor, devMinor, FileListEncoder, flistSafe, type FlistContext } from "../protocol/flist.js";
 import { sortAndCleanFileList } from "../protocol/flist-sort.js";
 import { MAXPATHLEN } from "../protocol/flist-names.js";
+import { UsageError } from "../protocol/errcode.js";
 import { encodeIdLists } from "../protocol/idlist.js";
 import { MsgCode } from "../protocol/mux.js";
 import type { FilterList, FilterRule } from "../protocol/filter.js";
@@ -101,7 +103,74 @@ export class IdNames {
   }
 }
 
-type NameType = "normal" | "dotdir";
+/** flist.c name_type: NORMAL_NAME, DOTDIR_NAME ("dir/", ".", ".."), SLASH_ENDING_NAME (-R "dir/"). */
+type NameType = "normal" | "dotdir" | "slash";
+
+interface SourceName {
+  /** The directory the name is taken from (relative to the cwd, or absolute). */
+  dir: string;
+  /** The name as it goes into the list. */
+  name: string;
+  nameType: NameType;
+  /** -R: the source began "./" (the transfer root is then sent as an implied dir). */
+  impliedDot: boolean;
+}
+
+/** flist.c send_file_list without -R: "dir/name" is sent as "name" from "dir". */
+function plainArg(raw: string): SourceName {
+  let fbuf = raw;
+  let nameType: NameType = "normal";
+  // A trailing slash means the directory's contents ("dir/" -> "dir/."); so do "." and "..".
+  if (fbuf === "" || fbuf.endsWith("/")) {
+    fbuf = fbuf === "./" ? "." : fbuf + ".";
+    nameType = "dotdir";
+  } else if (fbuf === ".." || fbuf.endsWith("/..")) {
+    fbuf += "/.";
+    nameType = "dotdir";
+  } else if (fbuf === "." || fbuf.endsWith("/.")) {
+    nameType = "dotdir";
+  }
+  const slash = fbuf.lastIndexOf("/");
+  const dir = slash < 0 ? "." : slash === 0 ? "/" : fbuf.slice(0, slash);
+  let name = slash < 0 ? fbuf : fbuf.slice(slash + 1);
+  name = name.replace(/\/+/g, "/");
+  if (name === "") {
+    name = ".";
+    nameType = "dotdir";
+  }
+  return { dir, name, nameType, impliedDot: false };
+}
+
+/**
+ * flist.c send_file_list with -R: the path is sent as given, from the cwd, or from the part
+ * before a "/./" marker; cleaned as clean_fname(CFN_KEEP_TRAILING_SLASH |
+ * CFN_DROP_TRAILING_DOT_DIR) does ("//" and "." parts go; a leading '/' stays and the
+ * receiver strips it). A trailing slash only makes a symlink followed; ".." is refused.
+ */
+export function relativeArg(raw: string): SourceName {
+  let dir = ".";
+  let fn = raw;
+  const mark = raw.indexOf("/./");
+  if (mark >= 0) {
+    dir = mark === 0 ? "/" : raw.slice(0, mark);
+    fn = raw.slice(mark + 3).replace(/^\/+/, "");
+  }
+  const impliedDot = fn.startsWith("./") && fn.length > 2;
+  const anchored = fn.startsWith("/");
+  const parts = fn.split("/").filter((p) => p !== "" && p !== ".");
+  let name: string;
+  let nameType: NameType = "normal";
+  if (parts.length === 0) {
+    name = anchored ? "/." : ".";
+    nameType = "dotdir";
+  } else {
+    name = (anchored ? "/" : "") + parts.join("/");
+    // A kept trailing slash: something ("/", "/.") follows the last part.
+    if (/\/\.?$/.test(fn)) nameType = "slash";
+  }
+  if (parts.includes("..")) throw new UsageError(`found ".." dir in relative path: ${name}`);
+  return { dir, name, nameType, impliedDot };
+}
 
 class Walker {
   readonly entries: SendEntry[] = [];
@@ -113,6 +182,9 @@ class Walker {
   /** The filter list of each transfer root (the directory an argument is taken from). */
   private readonly filterLists = new Map<string, FilterList | null>();
   private filters: FilterList | null = null;
+  /** send_implied_dirs' lastpath: the directories sent for the previous -R source. */
+  private lastImplied = "";
+  private impliedDotSent = false;
 
   constructor(private readonly o: FlistBuildOptions) {}
 
@@ -132,26 +204,7 @@ class Walker {
   async arg(raw: string): Promise<void> {
     const { opts } = this.o;
     const cwd = this.o.cwd ?? process.cwd();
-    let fbuf = raw;
-    let nameType: NameType = "normal";
-    // A trailing slash means the directory's contents ("dir/" -> "dir/."); so do "." and "..".
-    if (fbuf === "" || fbuf.endsWith("/")) {
-      fbuf = fbuf === "./" ? "." : fbuf + ".";
-      nameType = "dotdir";
-    } else if (fbuf === ".." || fbuf.endsWith("/..")) {
-      fbuf += "/.";
-      nameType = "dotdir";
-    } else if (fbuf === "." || fbuf.endsWith("/.")) {
-      nameType = "dotdir";
-    }
-    const slash = fbuf.lastIndexOf("/");
-    const dir = slash < 0 ? "." : slash === 0 ? "/" : fbuf.slice(0, slash);
-    let fn = slash < 0 ? fbuf : fbuf.slice(slash + 1);
-    fn = fn.replace(/\/+/g, "/");
-    if (fn === "") {
-      fn = ".";
-      nameType = "dotdir";
-    }
+    const { dir, name: fn, nameType, impliedDot } = opts.relative ? relativeArg(raw) : plainArg(raw);
     const dirAbs = path.resolve(cwd, dir);
     let root: string;
     try {
@@ -160,13 +213,20 @@ class Walker {
       this.error(`rsync: [sender] change_dir "${dirAbs}" failed: ${errText(e)}`);
       return;
     }
-    const abs = path.join(root, fn);
     if (!this.filterLists.has(root)) this.filterLists.set(root, treeFilterList(this.o.rules ?? [], "sender", root, opts, this.o.protocol));
     this.filters = this.filterLists.get(root)!;
+    // With -R a source named "./x" makes the transfer root "." an implied dir (once a run).
+    if (impliedDot && !this.impliedDotSent) {
+      this.impliedDotSent = true;
+      this.impliedDotDir(root);
+    }
+    // An absolute name (-R without "/./") is taken from "/": the sender reads it there.
+    const entryRoot = fn.startsWith("/") ? "/" : root;
+    const abs = path.resolve(root, fn);
     let st: LocalStat;
     try {
-      // A dot-dir name follows a symlink (link_stat with follow_dirlinks).
-      const bst = nameType === "dotdir" ? fs.statSync(abs, { bigint: true }) : fs.lstatSync(abs, { bigint: true });
+      // A dot-dir or a slash-ending name follows a symlink (link_stat with follow_dirlinks).
+      const bst = nameType !== "normal" ? fs.statSync(abs, { bigint: true }) : fs.lstatSync(abs, { bigint: true });
       st = localStat(bst);
     } catch (e) {
       // A transfer error (exit 23); io_error only when the arg may exist (deletions go on).
@@ -181,13 +241,76 @@ class Walker {
       this.info(`skipping directory ${fn}`);
       return;
     }
-    this.filesystemDev = st.dev;
-    if (opts.recursive || (opts.dirs && nameType !== "normal")) {
-      const e = this.make(fn, abs, root, st, FLAG_TOP_DIR | FLAG_CONTENT_DIR, false);
-      if (e && isDir(e.mode)) await this.enterDirectory(fn === "." ? "" : fn, fn, abs, root);
-    } else {
-      this.make(fn, abs, root, st, 0, false);
+    // flist.c: with -R the directories leading to the name go first (from protocol 30 always,
+    // flagged as implied; below it only with --implied-dirs), their dir-merge files in effect.
+    const above: string[] = [];
+    const slash = fn.lastIndexOf("/");
+    if (opts.relative && (opts.impliedDirs || this.o.protocol >= 30) && slash > 0) {
+      this.sendImpliedDirs(fn, slash, entryRoot);
+      for (let i = fn.indexOf("/", 1); i > 0 && i <= slash; i = fn.indexOf("/", i + 1)) above.push(fn.slice(0, i));
     }
+    for (const d of above) this.filters?.enterDir(d);
+    try {
+      this.filesystemDev = st.dev;
+      if (opts.recursive || (opts.dirs && nameType !== "normal")) {
+        const e = this.make(fn, abs, entryRoot, st, FLAG_TOP_DIR | FLAG_CONTENT_DIR, false);
+        if (e && isDir(e.mode)) await this.enterDirectory(fn === "." ? "" : fn, fn, abs, entryRoot);
+      } else {
+        this.make(fn, abs, entryRoot, st, 0, false);
+      }
+    } finally {
+      for (let i = above.length; i-- > 0; ) this.filters?.leaveDir(above[i]!);
+    }
+  }
+
+  /** flist.c send_file_list: the "." sent (as an implied dir) for a "-R ./name" source. */
+  private impliedDotDir(root: string): void {
+    const { opts } = this.o;
+    const st = this.statOrReport(root, false);
+    if (!st) return;
+    if (!opts.dirs && !opts.recursive) {
+      this.info("skipping directory .");
+      return;
+    }
+    this.make(".", root, root, st, FLAG_IMPLIED_DIR, true);
+  }
+
+  /** make_file's readlink_stat for an entry found without a walk (vanished: a warning). */
+  private statOrReport(abs: string, follow: boolean): LocalStat | null {
+    try {
+      return localStat(follow ? fs.statSync(abs, { bigint: true }) : fs.lstatSync(abs, { bigint: true }));
+    } catch (e) {
+      this.readError(abs, e);
+      return null;
+    }
+  }
+
+  /**
+   * flist.c send_implied_dirs: each directory on the way to `fname` (up to its last '/', at
+   * `limit`) that the previous source's did not already send, unfiltered, following symlinks
+   * (copy_links), flagged FLAG_IMPLIED_DIR (XMIT_TOP_DIR | XMIT_NO_CONTENT_DIR at protocol 30+).
+   */
+  private sendImpliedDirs(fname: string, limit: number, root: string): void {
+    const last = this.lastImplied;
+    // Skip the leading directories this path has in common with the last one sent.
+    let start = 0;
+    for (let i = 0; ; i++) {
+      if (i === limit) {
+        if (i === last.length || last[i] === "/") return;
+        break;
+      }
+      if (last[i] !== fname[i]) break;
+      if (fname[i] === "/") start = i;
+    }
+    const dirs: string[] = [];
+    for (let i = fname.indexOf("/", start + 1); i > 0 && i < limit; i = fname.indexOf("/", i + 1)) dirs.push(fname.slice(0, i));
+    dirs.push(fname.slice(0, limit));
+    for (const d of dirs) {
+      const abs = path.resolve(root, d);
+      const st = this.statOrReport(abs, true);
+      if (st) this.make(d, abs, root, st, FLAG_IMPLIED_DIR, false);
+    }
+    this.lastImplied = fname.slice(0, limit);
   }
 
   /** flist.c make_file + send_file_name for one entry (st already known). */
@@ -292,7 +415,7 @@ class Walker {
         this.error(`cannot send file with a non-UTF-8 name in ${name}: ${JSON.stringify(raw.toString("latin1"))}`);
         continue;
       }
-      const child = name === "." ? base : `${name}/${base}`;
+      const child = name === "." ? base : name === "/." ? `/${base}` : `${name}/${base}`;
       const childAbs = path.join(abs, base);
       let st: LocalStat;
       try {

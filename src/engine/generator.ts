@@ -9,6 +9,7 @@ import { weakChecksum } from "../delta/rolling.js";
 import { sumSizes } from "../delta/sumsizes.js";
 import {
   FLAG_CONTENT_DIR,
+  FLAG_IMPLIED_DIR,
   isDevice,
   isDir,
   isLink,
@@ -186,6 +187,24 @@ export class Generator {
     }
   }
 
+  /** util.c make_path (MKP_DROP_NAME): the directories missing above `name`. */
+  private makeParents(name: string): boolean {
+    const { ctx } = this;
+    const parent = Destination.parentOf(name);
+    if (parent === "" || this.virtualDirs.has(parent)) return true;
+    if (ctx.opts.dryRun) {
+      if (!ctx.dest.exists(parent)) this.virtualDirs.add(parent);
+      return true;
+    }
+    try {
+      ctx.dest.makeParents(name);
+      return true;
+    } catch (e) {
+      reportError(ctx, `krsync: recv_generator: mkdir "${parent}" failed: ${(e as Error).message}`);
+      return false;
+    }
+  }
+
   /** Make way for a new item of another type (generator.c delete_item with DEL_FOR_*). */
   private async makeWay(name: string, st: LocalStat, f: FileEntry): Promise<boolean> {
     const { ctx } = this;
@@ -215,8 +234,13 @@ export class Generator {
     const { ctx } = this;
     const f = ctx.files[ndx];
     if (!f) return; // a cleared duplicate
-    const name = destName(ctx, ndx);
     const { opts } = ctx;
+    // generator.c recv_generator: with -R --no-implied-dirs the directories the sender flags as
+    // implied are neither made nor touched; a missing parent is made with default permissions.
+    const noImplied = opts.relative && !opts.impliedDirs;
+    if (noImplied && isDir(f.mode) && f.flags & FLAG_IMPLIED_DIR) return;
+    const name = destName(ctx, ndx);
+    if (noImplied && !this.makeParents(name)) return;
     if (!(await this.checkParents(name))) return;
     let st: LocalStat | null;
     try {

@@ -150,6 +150,7 @@ export async function runLocal(req: LocalRequest): Promise<PullResult> {
     ...(req.signal ? { signal: req.signal } : {}),
     timeoutSec: req.timeoutSec ?? 0,
     handoff,
+    trustSender: true,
   });
   // One side failing must not leave the other waiting for bytes that never come; the run ends
   // when both have (each removes its own temp files and descriptors on the way out).

@@ -137,12 +137,6 @@ export function limitedStream(stream: ByteStream, opts: TransferOptions): ByteSt
   return { input: stream.input, output: new BandwidthLimiter(stream.output, opts.bwlimit) };
 }
 
-/** Refusals shared by the sending roles (before anything is started). */
-export function checkSenderOptions(opts: TransferOptions): string | undefined {
-  if (opts.relative) return "--relative is not supported by krsync's sender yet";
-  return undefined;
-}
-
 /** Fail the connection when nothing moves for --timeout seconds. */
 export function watchTimeout(conn: Connection, timeoutSec: number | undefined, who: string): () => void {
   if (!timeoutSec || timeoutSec <= 0) return () => {};

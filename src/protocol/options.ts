@@ -56,6 +56,9 @@ export interface TransferOptions {
   timeout: number; // --timeout seconds, 0 = none
   blockingIo: boolean; // --blocking-io (affects only how the remote shell is driven)
   relative: boolean; // -R
+  /** With -R: send (sender) / create (receiver) the directories leading to each source path
+   *  (--implied-dirs, the default; --no-implied-dirs turns it off). */
+  impliedDirs: boolean;
   oneFileSystem: boolean; // -x
   /** Filter rules in rsync's rule syntax ("- *.o", "+ keep/", "P x", ": /.rsync-filter"), in
    *  command-line order; --exclude/--include/-from are already turned into "- "/"+ " rules. */
@@ -111,6 +114,7 @@ export function defaultTransferOptions(): TransferOptions {
     timeout: 0,
     blockingIo: false,
     relative: false,
+    impliedDirs: true,
     oneFileSystem: false,
     filters: [],
     rsyncPath: undefined,

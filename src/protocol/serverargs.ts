@@ -151,6 +151,10 @@ export function serverArgs(opts: TransferOptions, ctx: ServerArgsContext): strin
   if (opts.partial && !inplace && amSender) args.push("--partial");
   if (opts.numericIds) args.push("--numeric-ids");
 
+  // options.c: the receiver skips the implied dirs a sender flags (protocol >= 30); below 30 a
+  // server sender is told not to send them.
+  if (opts.relative && !opts.impliedDirs && (!amSender || protocol >= 30)) args.push("--no-implied-dirs");
+
   if (opts.append) args.push("--append");
   else if (opts.inplace) {
     args.push("--inplace");
