@@ -101,12 +101,15 @@ export async function sync(o: SyncOptions): Promise<SyncResult> {
 
 // ---- Push: local sources to a remote receiver (engine/push.ts) ----
 
-async function push(sources: Extract<Location, { kind: "local" }>[], dest: Location, opts: TransferOptions, o: SyncOptions): Promise<SyncResult> {
+async function push(sources: Extract<Location, { kind: "local" }>[], dest: Location, given: TransferOptions, o: SyncOptions): Promise<SyncResult> {
+  // krsync's sender does not combine -R with inc-recursion (engine/flist-build.ts): with -R it
+  // offers none, and the receiver gets one whole list.
+  const opts = given.relative ? { ...given, incRecursive: false } : given;
   const protocol = opts.protocol ?? MAX_PROTOCOL;
   const remotePaths = [dest.kind === "local" ? dest.path : ("path" in dest ? dest.path : "") || "."];
   if (dest.kind === "kube") {
     // exec passes argv words as they are (no remote shell): no backslash escapes.
-    const args = serverArgs({ ...opts, incRecursive: false }, { amSender: true, protocol, remotePaths, quoting: "none" });
+    const args = serverArgs(opts, { amSender: true, protocol, remotePaths, quoting: "none" });
     if (!o.kube?.allPods) return pushOver(await kubeTransport(dest, args, opts, o), sources, opts, protocol, o);
     // --all-pods: every Ready pod of the workload's newest revision, one after the other.
     const { resolveKubeTarget } = await import("./kube/index.js");
@@ -128,8 +131,9 @@ async function push(sources: Extract<Location, { kind: "local" }>[], dest: Locat
   if (dest.kind !== "shell") {
     throw new SyncError(`pushing to a ${dest.kind} destination is not supported by krsync yet`, RERR_UNSUPPORTED);
   }
-  // The remote side is a receiver: no --sender; no incremental recursion is offered.
-  const args = serverArgs({ ...opts, incRecursive: false }, { amSender: true, protocol, remotePaths });
+  // The remote side is a receiver: no --sender; inc-recursion is offered with -r (the sender
+  // sends its sub-lists as the receiver goes, engine/flist-inc.ts).
+  const args = serverArgs(opts, { amSender: true, protocol, remotePaths });
   const argv = remoteShellArgv({
     rsh: opts.rsh,
     env: o.env ?? process.env,

@@ -3,7 +3,7 @@
 // with what native rsync pushing the same tree from the same starting state produces — trees
 // byte for byte with modes, mtimes (to the nanosecond: rsync sets them), owners, link
 // targets and hard-link groups — and with the bytes each moves on the wire.
-import { chmodSync, mkdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, realpathSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { PassThrough } from "node:stream";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -12,7 +12,7 @@ import { parseCommandLine } from "../src/cli/options.js";
 import { isRoot, rsyncPath, testBigFileMB, tmpDir } from "./helpers/env.js";
 import { FAKE_HOST, parseStats, push, rshArg, wireBytes } from "./helpers/rsync.js";
 import { diffSnapshots, snapshotTree, type DiffOptions } from "./helpers/snapshot.js";
-import { buildNastyTree } from "./helpers/tree.js";
+import { addWideExtras, buildNastyTree, buildWideTree } from "./helpers/tree.js";
 import { COMPRESSION_CASES, runCompressionCase, textTrees } from "./helpers/compression.js";
 import { nsecMtimeCases } from "./helpers/nsec-times.js";
 import { Connection } from "../src/engine/connection.js";
@@ -33,6 +33,8 @@ const PROTOCOLS = [27, 28, 29, 30, 31, 32] as const;
 async function krsyncPush(args: string[], src: string, dst: string, hooks: { onSender?: () => void } = {}) {
   const cl = parseCommandLine([...args, "-e", rshArg(), `--rsync-path=${rsyncPath}`, `${src}/`, `${FAKE_HOST}:${dst}/`]);
   const messages: string[] = [];
+  // Itemized events as rsync's -i lines ("%i %n") and its deletions.
+  const items: string[] = [];
   let flisted = false;
   const r = await sync({
     ...cl.options,
@@ -44,9 +46,11 @@ async function krsyncPush(args: string[], src: string, dst: string, hooks: { onS
         if (!flisted) hooks.onSender?.();
         flisted = true;
       },
+      item: (it) => items.push(`${it.itemize} ${it.name}`),
+      deleted: (name) => items.push(`*deleting   ${name}`),
     },
   });
-  return { ...r, messages };
+  return { ...r, messages, items };
 }
 
 const CMP: DiffOptions = { owners: ROOT };
@@ -216,6 +220,177 @@ describe("push compression against native rsync", () => {
   });
   it.each(COMPRESSION_CASES)("protocol %i %j: initial and delta pushes equal native rsync's (%s), each within a tenth of its wire bytes", async (...c) => {
     await runCompressionCase({ native: push, krsync: krsyncPush, compare }, trees, c);
+  });
+});
+
+// ---- incremental recursion: a tree of hundreds of directories, many sub-lists ----
+
+/** Native rsync's -i lines, without the " -> target" / " => link" tails. */
+const nativeItems = (stdout: string): string[] =>
+  stdout
+    .split("\n")
+    .filter((l) => /^([<>ch.*][fdLDS+]|\*deleting)/.test(l))
+    .map((l) => l.replace(/ (->|=>) .*$/, ""))
+    .sort();
+
+describe("incremental recursion (push to rsync --server, a tree of hundreds of directories)", () => {
+  let wideBase: string;
+  let wideMutated: string;
+  beforeAll(() => {
+    const w = tmpDir("push-wide-");
+    wideBase = join(w, "base");
+    wideMutated = join(w, "mutated");
+    buildWideTree(wideBase, "base");
+    buildWideTree(wideMutated, "mutated");
+  });
+
+  const within10 = (ours: number, native: number, what: string) => {
+    expect(ours, `${what}: ${ours} vs native ${native}`).toBeLessThanOrEqual(native * 1.1);
+    expect(ours, `${what}: ${ours} vs native ${native}`).toBeGreaterThanOrEqual(native * 0.9);
+  };
+
+  describe.each([
+    [27, false],
+    [29, false],
+    [30, false],
+    [30, true],
+    [31, false],
+    [31, true],
+    [32, false],
+    [32, true],
+  ] as const)("protocol %i, --no-inc-recursive: %s", (protocol, noInc) => {
+    const mode = noInc ? ["--no-inc-recursive"] : [];
+    const opts = ["-aH", `--protocol=${protocol}`, ...mode];
+    const incUsed = protocol >= 30 && !noInc;
+    // Before 29 a dir-merge rule is "too modern": a plain exclude stands in.
+    const FILTER = protocol >= 29 ? "--filter=dir-merge .rsync-filter" : "--exclude=*.tmp";
+
+    it("initial push, then -c, --delete (during) with a dir-merge filter, a dry run's itemized lines, then the delta push: each equals native rsync's, within 10% of its wire bytes", async () => {
+      const w = tmpDir(`push-wide-${protocol}-`);
+      const nativeDir = join(w, "native");
+      const krsyncDir = join(w, "krsync");
+
+      // 1. Initial push with the filter.
+      const n1 = await push(wideBase, nativeDir, [...opts, FILTER, "--stats"]);
+      expect(n1.code, n1.stderr).toBe(0);
+      const k1 = await krsyncPush([...opts, FILTER], wideBase, krsyncDir);
+      expect(errorsOf(k1.messages)).toEqual([]);
+      expect(k1.exitCode).toBe(0);
+      // compat.c CF_INC_RECURSE: granted by the receiver exactly when offered at 30+.
+      expect(k1.stats.incRecurse).toBe(incUsed);
+      expect(compare(nativeDir, krsyncDir)).toEqual([]);
+      expect(snapshotTree(krsyncDir).has("t2/s3/scratch.tmp")).toBe(false);
+      expect(snapshotTree(krsyncDir).has("t4/s1/skip-me")).toBe(protocol < 29);
+      within10(k1.stats.totalRead + k1.stats.totalWritten, wireBytes(parseStats(n1.stdout)), "initial");
+
+      // 2. Extra files in both destinations (one protected by the receiver's filter rule).
+      addWideExtras(nativeDir);
+      addWideExtras(krsyncDir);
+
+      // 3. A dry run with -i and --delete: the same itemized lines, nothing changed.
+      const dry = [...opts, FILTER, "--delete", "-n", "-i"];
+      const n2 = await push(wideMutated, nativeDir, dry);
+      expect(n2.code, n2.stderr).toBe(0);
+      const k2 = await krsyncPush(dry, wideMutated, krsyncDir);
+      expect(errorsOf(k2.messages)).toEqual([]);
+      expect(k2.exitCode).toBe(0);
+      // Below 29 a generator sends the sender no item flags: nothing to compare.
+      if (protocol >= 29) {
+        expect(k2.items.length).toBeGreaterThan(100);
+        expect([...k2.items].sort()).toEqual(nativeItems(n2.stdout));
+      }
+      expect(compare(nativeDir, krsyncDir)).toEqual([]);
+
+      // 4. -c over the same start (changes found by checksum), --delete during, the filter.
+      const cargs = [...opts, FILTER, "--delete", "-c"];
+      const n3 = await push(wideMutated, nativeDir, [...cargs, "--stats"]);
+      expect(n3.code, n3.stderr).toBe(0);
+      const k3 = await krsyncPush(cargs, wideMutated, krsyncDir);
+      expect(errorsOf(k3.messages)).toEqual([]);
+      expect(k3.exitCode).toBe(0);
+      expect(k3.stats.incRecurse).toBe(incUsed);
+      expect(compare(nativeDir, krsyncDir)).toEqual([]);
+      const snap = snapshotTree(krsyncDir);
+      expect(snap.has("t1/s0/extra.txt")).toBe(false);
+      expect(snap.has("t3/extra-dir")).toBe(false);
+      expect(snap.has("t2/s3/keep-me.tmp")).toBe(true);
+      expect(snap.has("t0/s0/brand-new/deeper/n.txt")).toBe(true);
+      within10(k3.stats.totalRead + k3.stats.totalWritten, wireBytes(parseStats(n3.stdout)), "-c --delete");
+
+      // 5. Back to the base tree: a delta push (mtimes and sizes decide), --delete.
+      const dargs = [...opts, FILTER, "--delete"];
+      const n4 = await push(wideBase, nativeDir, [...dargs, "--stats"]);
+      expect(n4.code, n4.stderr).toBe(0);
+      const k4 = await krsyncPush(dargs, wideBase, krsyncDir);
+      expect(errorsOf(k4.messages)).toEqual([]);
+      expect(k4.exitCode).toBe(0);
+      expect(compare(nativeDir, krsyncDir)).toEqual([]);
+      within10(k4.stats.totalRead + k4.stats.totalWritten, wireBytes(parseStats(n4.stdout)), "delta --delete");
+    });
+  });
+
+  it.each([
+    ["--delete-before", ["--delete-before"]],
+    ["--delete-after", ["--delete-after"]],
+  ])("%s: the receiver turns inc-recursion off, and the push still equals native rsync's", async (_n, extra) => {
+    const w = tmpDir("push-wide-off-");
+    const nativeDir = join(w, "native");
+    const krsyncDir = join(w, "krsync");
+    const args = ["-aH", ...extra];
+    const n = await push(wideMutated, nativeDir, args);
+    expect(n.code, n.stderr).toBe(0);
+    const k = await krsyncPush(args, wideMutated, krsyncDir);
+    expect(errorsOf(k.messages)).toEqual([]);
+    expect(k.exitCode).toBe(0);
+    expect(k.stats.incRecurse).toBe(false);
+    expect(compare(nativeDir, krsyncDir)).toEqual([]);
+  });
+
+  it.each([
+    ["a directory named without its slash (the first list holds it alone)", (tree: string) => [tree]],
+    ["one file (the first list holds it alone, no directory follows)", (tree: string) => [join(tree, "top.txt")]],
+    ["a file and a directory", (tree: string) => [join(tree, "top.txt"), join(tree, "t4")]],
+  ] as const)("%s: equals native rsync's", async (_n, sources) => {
+    const w = tmpDir("push-args-");
+    const nativeDir = join(w, "native");
+    const krsyncDir = join(w, "krsync");
+    const { runRsync } = await import("./helpers/rsync.js");
+    const srcs = sources(wideBase);
+    const n = await runRsync(["-e", rshArg(), `--rsync-path=${rsyncPath}`, "-aH", ...srcs, `${FAKE_HOST}:${nativeDir}/`]);
+    expect(n.code, n.stderr).toBe(0);
+    const k = await sync({ ...parseCommandLine(["-aH", "src", "dst"]).options, source: srcs, destination: `${FAKE_HOST}:${krsyncDir}/`, rsh: rshArg(), rsyncPath });
+    expect(k.exitCode).toBe(0);
+    expect(k.stats.incRecurse).toBe(true);
+    // The destination directory itself is made by the receiver, not sent: its mtime is its own.
+    expect(compare(nativeDir, krsyncDir, { ...CMP, ignore: (rel, f) => rel === "." && f === "mtime" })).toEqual([]);
+  });
+
+  it("two source directories with a directory in common: its sub-list merges both, as native rsync's", async () => {
+    const w = tmpDir("push-two-");
+    for (const s of ["a", "b"]) {
+      mkdirSync(join(w, s, "common", "deep"), { recursive: true });
+      writeFileSync(join(w, s, "common", `${s}.txt`), `${s}\n`);
+      writeFileSync(join(w, s, "common", "deep", `${s}-deep.txt`), `${s}\n`);
+      mkdirSync(join(w, s, `only-${s}`));
+      writeFileSync(join(w, s, `only-${s}`, "x"), "x\n");
+    }
+    writeFileSync(join(w, "a", "common", "both.txt"), "from a\n");
+    writeFileSync(join(w, "b", "common", "both.txt"), "from b\n");
+    for (const s of ["a", "b"]) {
+      for (const rel of ["common/a.txt", "common/b.txt", "common/both.txt", "common/deep/a-deep.txt", "common/deep/b-deep.txt", `only-${s}/x`, `only-${s}`, "common/deep", "common", "."]) {
+        if (existsSync(join(w, s, rel))) utimesSync(join(w, s, rel), 1_600_000_000, 1_600_000_000);
+      }
+    }
+    const nativeDir = join(w, "native");
+    const krsyncDir = join(w, "krsync");
+    const { runRsync } = await import("./helpers/rsync.js");
+    const n = await runRsync(["-e", rshArg(), `--rsync-path=${rsyncPath}`, "-a", `${w}/a/`, `${w}/b/`, `${FAKE_HOST}:${nativeDir}/`]);
+    expect(n.code, n.stderr).toBe(0);
+    const k = await sync({ ...parseCommandLine(["-a", "src", "dst"]).options, source: [`${w}/a/`, `${w}/b/`], destination: `${FAKE_HOST}:${krsyncDir}/`, rsh: rshArg(), rsyncPath });
+    expect(k.exitCode).toBe(0);
+    expect(k.stats.incRecurse).toBe(true);
+    expect(compare(nativeDir, krsyncDir)).toEqual([]);
+    expect(snapshotTree(krsyncDir).has("common/deep/b-deep.txt")).toBe(true);
   });
 });
 

@@ -75,7 +75,7 @@ export async function main(argv: string[]): Promise<number> {
   process.stdout.on("error", onStdoutError);
 
   const verbose = o.verbose > 0 && !o.quiet;
-  // flist.c: a sender builds its list, a receiver receives it (no incremental recursion here).
+  // flist.c: a sender builds its list, a receiver receives it.
   let flistLine: string;
   try {
     flistLine = localRole(sources, destination) === "sender" ? "building file list ... done" : "receiving file list ... done";
@@ -90,8 +90,9 @@ export async function main(argv: string[]): Promise<number> {
     kube: cl.kube,
     signal: controller.signal,
     events: {
-      fileList: () => {
-        if (verbose) out(flistLine);
+      fileList: (_count, incremental) => {
+        // flist.c send_file_list: an inc-recursive sender announces its list as incremental.
+        if (verbose) out(incremental ? "sending incremental file list" : flistLine);
       },
       item: (it: ItemEvent) => {
         if (!showItems) return;

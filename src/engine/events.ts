@@ -22,6 +22,8 @@ export interface TransferStats {
   protocol: number;
   /** The file data's compression: negotiated or fixed by --zc ("none" when not compressing). */
   compression: string;
+  /** The file list went incrementally (compat.c CF_INC_RECURSE was in effect). */
+  incRecurse: boolean;
   numFiles: number;
   numRegFiles: number;
   numDirs: number;
@@ -59,6 +61,7 @@ export function emptyStats(): TransferStats {
   return {
     protocol: 0,
     compression: "none",
+    incRecurse: false,
     numFiles: 0,
     numRegFiles: 0,
     numDirs: 0,
@@ -94,8 +97,9 @@ export function emptyStats(): TransferStats {
 export type MessageLevel = "info" | "warning" | "error";
 
 export interface SyncEvents {
-  /** The file list is complete (count entries). */
-  fileList?(count: number): void;
+  /** The file list is complete (count entries); with inc-recursion (`incremental`), the first
+   *  list has been sent and the rest follow as the transfer goes. */
+  fileList?(count: number, incremental?: boolean): void;
   /** An item was created, changed or transferred (what -v / -i print). */
   item?(item: ItemEvent): void;
   /** Something was deleted in the destination (name ends in '/' for a directory). */

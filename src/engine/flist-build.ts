@@ -5,7 +5,9 @@
 //
 // The sender's filter rules decide what is walked (make_file's is_excluded, with each directory's
 // dir-merge files pushed while it is listed). With -R names keep their path and the directories
-// leading to them are sent first (send_implied_dirs). Not supported here: inc-recursion.
+// leading to them are sent first (send_implied_dirs). With inc-recursion the same walker lists
+// one directory at a time (flist.c FLAG_DIVERT_DIRS, send1extra): engine/flist-inc.ts drives it
+// (not combined with -R: the push offers no inc-recursion then).
 import * as fs from "node:fs";
 import { constants as C } from "node:fs";
 import * as path from "node:path";
@@ -172,8 +174,8 @@ export function relativeArg(raw: string): SourceName {
   return { dir, name, nameType, impliedDot };
 }
 
-class Walker {
-  readonly entries: SendEntry[] = [];
+export class Walker {
+  private entries: SendEntry[] = [];
   ioError = 0;
   /** An error that makes the run partial (log.c FERROR_XFER). */
   xferError = false;
@@ -185,8 +187,21 @@ class Walker {
   /** send_implied_dirs' lastpath: the directories sent for the previous -R source. */
   private lastImplied = "";
   private impliedDotSent = false;
+  /** The filter lists whose root level was entered for a dot-dir argument (inc-recursion). */
+  private readonly rootEntered = new Set<FilterList>();
 
-  constructor(private readonly o: FlistBuildOptions) {}
+  /** `divert`: inc-recursion, a directory's subdirectories are listed later (FLAG_DIVERT_DIRS). */
+  constructor(
+    private readonly o: FlistBuildOptions,
+    private readonly divert = false,
+  ) {}
+
+  /** The entries walked since the last take(), in walk order. */
+  take(): SendEntry[] {
+    const e = this.entries;
+    this.entries = [];
+    return e;
+  }
 
   private warn(text: string): void {
     this.o.events.message?.("warning", text);
@@ -254,7 +269,18 @@ class Walker {
       this.filesystemDev = st.dev;
       if (opts.recursive || (opts.dirs && nameType !== "normal")) {
         const e = this.make(fn, abs, entryRoot, st, FLAG_TOP_DIR | FLAG_CONTENT_DIR, false);
-        if (e && isDir(e.mode)) await this.enterDirectory(fn === "." ? "" : fn, fn, abs, entryRoot);
+        if (e && isDir(e.mode)) {
+          if (!this.divert) await this.enterDirectory(fn === "." ? "" : fn, fn, abs, entryRoot);
+          else if (nameType === "dotdir") {
+            // send_file_list with inc_recurse: a dot-dir's own entries go in the first list
+            // (the root's dir-merge rules loaded once, at depth 0); other dirs get sub-lists.
+            if (this.filters && !this.rootEntered.has(this.filters)) {
+              this.rootEntered.add(this.filters);
+              this.filters.changeDir("", 0);
+            }
+            await this.directory(fn, abs, entryRoot);
+          }
+        }
       } else {
         this.make(fn, abs, entryRoot, st, 0, false);
       }
@@ -429,8 +455,27 @@ class Walker {
       const e = this.make(child, childAbs, root, st, flags, true);
       if (e && isDir(e.mode) && e.flags & FLAG_CONTENT_DIR) subdirs.push(e);
     }
-    if (!opts.recursive) return;
+    if (!opts.recursive || this.divert) return;
     for (const d of subdirs) await this.enterDirectory(d.name, d.name, d.path, root);
+  }
+
+  /**
+   * flist.c send1extra: the entries of directory `dir` (as listed, relative to its root) from
+   * each of its sources (one per transfer root that has it), with the rules of its place in the
+   * tree (change_local_filter_dir at its depth).
+   */
+  async subdirectory(dir: string, sources: readonly SendEntry[]): Promise<void> {
+    const depth = dir.split("/").length;
+    const seen = new Set<string>();
+    for (const src of sources) {
+      this.filters = this.filterLists.get(src.root) ?? null;
+      this.filters?.changeDir(dir, depth);
+      // A mount point under -x is listed but not entered; the same directory twice, once.
+      if (!(src.flags & FLAG_CONTENT_DIR) || seen.has(src.path)) continue;
+      seen.add(src.path);
+      this.filesystemDev = src.dev;
+      await this.directory(dir, src.path, src.root);
+    }
   }
 
   /** flist.c send_if_directory: the directory's dir-merge rules apply while it is listed. */
@@ -484,18 +529,28 @@ async function fileChecksum(file: SendEntry, type: ChecksumType, len: number): P
   }
 }
 
+/** flist_sort_and_clean for the sender, then the -c sums: the list as it is sent. */
+export async function finishList(
+  entries: readonly SendEntry[],
+  o: FlistBuildOptions,
+  checksumLength: number,
+): Promise<{ files: SendEntry[]; totalSize: number }> {
+  const files = sortAndCleanFileList(entries, o.protocol).files.filter((f): f is SendEntry => f !== null);
+  let totalSize = 0;
+  for (const f of files) {
+    if (isReg(f.mode) || isLink(f.mode)) totalSize += f.size;
+    if (o.opts.checksum && isReg(f.mode)) f.checksum = await fileChecksum(f, o.fileSum, checksumLength);
+  }
+  return { files, totalSize };
+}
+
 /** Walk the arguments and sort the list (flist.c send_file_list up to flist_sort_and_clean). */
 export async function buildFileList(args: readonly string[], o: FlistBuildOptions, checksumLength: number): Promise<BuiltFileList> {
   const t0 = Date.now();
   const w = new Walker(o);
   for (const a of args) await w.arg(a);
-  const sorted = sortAndCleanFileList(w.entries, o.protocol).files.filter((f): f is SendEntry => f !== null);
-  let totalSize = 0;
-  for (const f of sorted) {
-    if (isReg(f.mode) || isLink(f.mode)) totalSize += f.size;
-    if (o.opts.checksum && isReg(f.mode)) f.checksum = await fileChecksum(f, o.fileSum, checksumLength);
-  }
-  return { files: sorted, ioError: w.ioError, buildTimeMs: Math.max(1, Date.now() - t0), totalSize, xferError: w.xferError };
+  const { files, totalSize } = await finishList(w.take(), o, checksumLength);
+  return { files, ioError: w.ioError, buildTimeMs: Math.max(1, Date.now() - t0), totalSize, xferError: w.xferError };
 }
 
 export interface SendFlistContext {
@@ -507,10 +562,10 @@ export interface SendFlistContext {
   id0Names: boolean;
 }
 
-/** flist.c send_file_list from the entries on: entries, end marker, id lists, io_error. */
-export async function sendFileList(list: BuiltFileList, ctx: SendFlistContext): Promise<void> {
-  const { conn, protocol, opts } = ctx;
-  const fctx: FlistContext = {
+/** The encoder's view of a sender's options (ndx_start 1 with inc-recursion, flist.c flist_new). */
+export function senderFlistContext(ctx: Omit<SendFlistContext, "conn" | "id0Names">, ndxStart: number): FlistContext {
+  const { protocol, opts } = ctx;
+  return {
     protocol,
     compatFlags: ctx.compatFlags,
     recursive: opts.recursive,
@@ -524,8 +579,14 @@ export async function sendFileList(list: BuiltFileList, ctx: SendFlistContext): 
     checksumLength: ctx.checksumLength,
     numericIds: opts.numericIds,
     relativePaths: false,
-    ndxStart: 0,
+    ndxStart,
   };
+}
+
+/** flist.c send_file_list from the entries on: entries, end marker, id lists, io_error. */
+export async function sendFileList(list: BuiltFileList, ctx: SendFlistContext): Promise<void> {
+  const { conn, protocol, opts } = ctx;
+  const fctx = senderFlistContext(ctx, 0);
   const enc = new FileListEncoder(fctx);
   const w = conn.scratch;
   for (const f of list.files) {

@@ -11,7 +11,11 @@ import { TimeoutError } from "./client.js";
 import { AbortedError, IOERR_DEL_LIMIT, IOERR_GENERAL, IOERR_VANISHED } from "./context.js";
 import { emptyStats, type SyncEvents, type TransferStats } from "./events.js";
 import { commandLineRules } from "./filters.js";
-import { buildFileList, sendFileList, type BuiltFileList } from "./flist-build.js";
+import { buildFileList, sendFileList, type BuiltFileList, type FlistBuildOptions, type SendFlistContext } from "./flist-build.js";
+import { countFiles, IncrementalFileLists } from "./flist-inc.js";
+import { allowIncRecurse } from "../protocol/serverargs.js";
+import { RERR_SYNTAX } from "../protocol/errcode.js";
+import { ProtocolError } from "../protocol/wire.js";
 import { senderFor } from "./sender.js";
 import { clientSetup, startMultiplex, type SetupResult } from "./setup.js";
 
@@ -148,49 +152,47 @@ export function watchTimeout(conn: Connection, timeoutSec: number | undefined, w
   return () => clearInterval(timer);
 }
 
-/** Build and send the file list; returns it with its wire size in the stats. */
-export async function sendList(
-  conn: Connection,
-  setup: SetupResult,
-  req: { opts: TransferOptions; sources: string[]; events: SyncEvents; cwd?: string | undefined; rules: readonly FilterRule[] },
-  stats: TransferStats,
-): Promise<BuiltFileList> {
+type ListRequest = { opts: TransferOptions; sources: string[]; events: SyncEvents; cwd?: string | undefined; rules: readonly FilterRule[] };
+
+/** What the file-list code needs of a set-up connection and a request. */
+function listContexts(conn: Connection, setup: SetupResult, req: ListRequest): { send: SendFlistContext; build: FlistBuildOptions } {
   const { protocol } = setup;
-  const checksumLength = checksumDigestLength(setup.sums.file);
-  const list = await buildFileList(
-    req.sources,
-    { protocol, opts: req.opts, fileSum: setup.sums.file, events: req.events, rules: req.rules, ...(req.cwd ? { cwd: req.cwd } : {}) },
-    checksumLength,
-  );
+  return {
+    send: {
+      conn,
+      protocol,
+      compatFlags: setup.compat?.flags ?? 0,
+      opts: req.opts,
+      checksumLength: checksumDigestLength(setup.sums.file),
+      id0Names: setup.compat?.id0Names ?? false,
+    },
+    build: { protocol, opts: req.opts, fileSum: setup.sums.file, events: req.events, rules: req.rules, ...(req.cwd ? { cwd: req.cwd } : {}) },
+  };
+}
+
+/** Build and send the file list; returns it with its wire size in the stats. */
+export async function sendList(conn: Connection, setup: SetupResult, req: ListRequest, stats: TransferStats): Promise<BuiltFileList> {
+  const { send, build } = listContexts(conn, setup, req);
+  const list = await buildFileList(req.sources, build, send.checksumLength);
   const t0 = Date.now();
   const before = conn.bytesOut;
-  await sendFileList(list, {
-    conn,
-    protocol,
-    compatFlags: setup.compat?.flags ?? 0,
-    opts: req.opts,
-    checksumLength,
-    id0Names: setup.compat?.id0Names ?? false,
-  });
+  await sendFileList(list, send);
   stats.flistSize = conn.bytesOut - before;
   stats.flistBuildTime = list.buildTimeMs;
   stats.flistXferTime = Math.max(0, Date.now() - t0);
   stats.totalSize = list.totalSize;
-  countFiles(list, stats);
+  countFiles(list.files, stats);
   req.events.fileList?.(list.files.length);
   return list;
 }
 
-function countFiles(list: BuiltFileList, stats: TransferStats): void {
-  for (const f of list.files) {
-    stats.numFiles++;
-    const t = f.mode & 0o170000;
-    if (t === 0o040000) stats.numDirs++;
-    else if (t === 0o100000) stats.numRegFiles++;
-    else if (t === 0o120000) stats.numSymlinks++;
-    else if (t === 0o020000 || t === 0o060000) stats.numDevices++;
-    else stats.numSpecials++;
-  }
+/** Inc-recursion: the first list now, the others as the receiver goes (flist-inc.ts). */
+async function sendFirstList(conn: Connection, setup: SetupResult, req: ListRequest, stats: TransferStats): Promise<IncrementalFileLists> {
+  const { send, build } = listContexts(conn, setup, req);
+  const lists = new IncrementalFileLists({ ...send, build, stats });
+  const count = await lists.sendFirst(req.sources);
+  req.events.fileList?.(count, true);
+  return lists;
 }
 
 export async function runPush(stream: ByteStream, req: PushRequest): Promise<PushResult> {
@@ -215,9 +217,22 @@ export async function runPush(stream: ByteStream, req: PushRequest): Promise<Pus
     const rules = commandLineRules(opts, protocol);
     const filterList = encodeFilterList(rules, protocol, { role: "sender", deleteMode: opts.delete, deleteExcluded: opts.deleteExcluded });
     if (filterList) conn.write(filterList);
-    const list = await sendList(conn, setup, { ...req, rules }, stats);
+    // compat.c: the receiver grants inc-recursion only when we offered it.
+    const incRecurse = setup.compat?.incRecurse ?? false;
+    if (incRecurse && !(req.protocol >= 30 && allowIncRecurse(opts, true))) {
+      throw new ProtocolError("Incompatible options specified for inc-recursive connection.", RERR_SYNTAX);
+    }
+    stats.incRecurse = incRecurse;
+    let list: BuiltFileList;
+    let lists: IncrementalFileLists | undefined;
+    if (incRecurse) {
+      lists = await sendFirstList(conn, setup, { ...req, rules }, stats);
+      list = { files: [], ioError: lists.ioError, xferError: lists.xferError, buildTimeMs: stats.flistBuildTime, totalSize: stats.totalSize };
+    } else {
+      list = await sendList(conn, setup, { ...req, rules }, stats);
+    }
 
-    const sender = senderFor(conn, setup, list, { opts, events: req.events, stats, amServer: false, signal: req.signal });
+    const sender = senderFor(conn, setup, list, { opts, events: req.events, stats, amServer: false, signal: req.signal, lists });
     await sender.run();
     // main.c handle_stats: a client sender neither sends nor reads stats.
     await sender.finish();

@@ -22,6 +22,7 @@ import { AbortedError, IOERR_GENERAL, IOERR_VANISHED } from "./context.js";
 import type { SyncEvents, TransferStats } from "./events.js";
 import { errText, type BuiltFileList, type SendEntry } from "./flist-build.js";
 import type { SourceHandoff } from "./handoff.js";
+import type { SenderLists } from "./flist-inc.js";
 import type { SetupResult } from "./setup.js";
 import {
   ITEM_BASIS_TYPE_FOLLOWS,
@@ -52,8 +53,10 @@ export interface SenderContext {
   xferSum: ChecksumType;
   xferSumLen: number;
   compression: TokenCompression;
-  /** The sorted file list as sent: position = ndx. */
+  /** The sorted file list as sent: position = ndx (without inc-recursion). */
   files: readonly SendEntry[];
+  /** With inc-recursion: the lists, sent as the receiver goes (`files` is then unused). */
+  lists?: SenderLists | undefined;
   events: SyncEvents;
   stats: TransferStats;
   /** io_error bits (the walk's, then ours). */
@@ -84,6 +87,8 @@ function readXname(c: Cursor): Uint8Array {
 
 interface Request {
   ndx: number;
+  /** The entry it names (for the parent directory of a sub-list: that directory). */
+  file: SendEntry;
   iflags: number;
   basisType: number;
   xname: Uint8Array | null;
@@ -130,6 +135,7 @@ export function senderFor(
     amServer: boolean;
     signal?: AbortSignal | undefined;
     handoff?: SourceHandoff | undefined;
+    lists?: SenderLists | undefined;
   },
 ): Sender {
   return new Sender({
@@ -148,6 +154,7 @@ export function senderFor(
     amServer: run.amServer,
     signal: run.signal,
     handoff: run.handoff,
+    lists: run.lists,
   });
 }
 
@@ -166,7 +173,7 @@ export class Sender {
 
   constructor(readonly ctx: SenderContext) {
     this.ndxIn = new NdxReader(ctx.protocol);
-    this.ndxOut = new NdxWriter(ctx.protocol);
+    this.ndxOut = ctx.lists?.ndx ?? new NdxWriter(ctx.protocol);
     this.tokens = createTokenWriter(ctx.compression, { protocol: ctx.protocol, level: ctx.opts.compressLevel });
   }
 
@@ -174,11 +181,66 @@ export class Sender {
     if (this.ctx.signal?.aborted) throw new AbortedError();
   }
 
+  /**
+   * The next index from the peer. With inc-recursion a quiet peer may be waiting for a list:
+   * while nothing has arrived, more lists go out (io.c's extra_flist_sending_enabled), and
+   * what is queued is flushed before waiting.
+   */
+  private async readNdx(): Promise<number> {
+    const { conn, lists } = this.ctx;
+    const decode = (c: Cursor) => this.ndxIn.read(c);
+    if (lists) {
+      for (;;) {
+        const v = conn.in.tryRead(decode);
+        if (v !== undefined) return v;
+        if (!(await lists.idle())) break;
+        this.takeListErrors();
+        await conn.maybeFlush();
+        await new Promise<void>((r) => setImmediate(r)); // let the peer's bytes in
+      }
+      await conn.flush();
+    }
+    return conn.in.read(decode);
+  }
+
+  /** The walk's errors of the lists sent since, for this run's io_error and exit. */
+  private takeListErrors(): void {
+    const { ctx } = this;
+    if (!ctx.lists) return;
+    ctx.ioError |= ctx.lists.ioError;
+    if (ctx.lists.xferError) ctx.xferError = true;
+  }
+
+  /** The entry a request names; a ProtocolError for one we never sent. */
+  private fileAt(ndx: number): SendEntry {
+    const { lists, files } = this.ctx;
+    if (lists) return lists.entry(ndx);
+    const f = files[ndx];
+    if (!f) throw new ProtocolError(`Invalid file index: ${ndx} (${NDX_DONE} - ${files.length - 1}) [sender]`);
+    return f;
+  }
+
+  /** A finished list's files: a later request for one of its indices is no redo. */
+  private forget(from: number, to: number): void {
+    if (to - from < this.sent.size) {
+      for (let n = from; n < to; n++) this.sent.delete(n);
+    } else {
+      for (const n of this.sent) if (n >= from && n < to) this.sent.delete(n);
+    }
+  }
+
+  /** send_extra_file_list(MIN_FILECNT_LOOKAHEAD) */
+  private async fillLists(): Promise<void> {
+    if (!this.ctx.lists) return;
+    await this.ctx.lists.fill();
+    this.takeListErrors();
+  }
+
   /** rsync.c read_ndx_and_attrs: the next request, or NDX_DONE. */
   private async readRequest(): Promise<Request | number> {
-    const { conn, protocol, files } = this.ctx;
+    const { conn, protocol, files, lists } = this.ctx;
     for (;;) {
-      const ndx = await conn.in.read((c) => this.ndxIn.read(c));
+      const ndx = await this.readNdx();
       if (ndx === NDX_DONE) return NDX_DONE;
       if (ndx === NDX_DEL_STATS) {
         const d = await conn.in.read(readDelStats);
@@ -193,17 +255,18 @@ export class Sender {
         }
         continue;
       }
+      // A sender takes no other negative index (not even the receiver's NDX_FLIST_*).
       if (ndx < 0) throw new ProtocolError(`Invalid file index: ${ndx} (${NDX_DONE} - ${files.length - 1}) [sender]`);
       const iflags = protocol >= 29 ? await conn.in.read((c) => c.int16()) : ITEM_TRANSFER | ITEM_MISSING_DATA;
       // The protocol-29 keep-alive: an index one past the list with ITEM_IS_NEW.
-      if (protocol < 30 && ndx === files.length && iflags === ITEM_IS_NEW) continue;
-      if (ndx >= files.length) throw new ProtocolError(`Invalid file index: ${ndx} (${NDX_DONE} - ${files.length - 1}) [sender]`);
+      if (protocol < 30 && !lists && ndx === files.length && iflags === ITEM_IS_NEW) continue;
+      const f = this.fileAt(ndx);
       const basisType = iflags & ITEM_BASIS_TYPE_FOLLOWS ? await conn.in.read((c) => c.byte()) : FNAMECMP_FNAME;
       const xname = iflags & ITEM_XNAME_FOLLOWS ? await conn.in.read(readXname) : null;
-      if (iflags & ITEM_TRANSFER && !isReg(files[ndx]!.mode)) {
+      if (iflags & ITEM_TRANSFER && !isReg(f.mode)) {
         throw new ProtocolError(`received request to transfer non-regular file: ${ndx} [sender]`);
       }
-      return { ndx, iflags, basisType, xname };
+      return { ndx, iflags, basisType, xname, file: f };
     }
   }
 
@@ -247,8 +310,16 @@ export class Sender {
     const ioErrorAtStart = ctx.ioError;
     for (;;) {
       this.throwIfAborted();
+      await this.fillLists();
       const r = await this.readRequest();
       if (r === NDX_DONE) {
+        // sender.c: with inc-recursion each finished list ends with an NDX_DONE of its own; the
+        // one that finishes the last list also ends the phase.
+        if (ctx.lists?.listDone((from, to) => this.forget(from, to))) {
+          this.ndxOut.write(NDX_DONE, conn.scratch);
+          conn.writeScratch();
+          continue;
+        }
         if (++phase > maxPhase) break;
         this.ndxOut.write(NDX_DONE, conn.scratch);
         conn.writeScratch();
@@ -256,17 +327,19 @@ export class Sender {
         continue;
       }
       const req = r as Request;
-      const f = ctx.files[req.ndx]!;
+      await this.fillLists();
+      const f = req.file;
       this.emit(req, f);
       if (!(req.iflags & ITEM_TRANSFER)) {
         this.writeRequest(req, conn.scratch);
         conn.writeScratch();
         if (req.iflags & ITEM_IS_NEW) {
-          stats.createdFiles++;
+          // Each kind counts once (createdFiles is the regular files, as the report prints).
           if (isDir(f.mode)) stats.createdDirs++;
           else if (isLink(f.mode)) stats.createdSymlinks++;
           else if (isDevice(f.mode)) stats.createdDevices++;
           else if (isSpecial(f.mode)) stats.createdSpecials++;
+          else stats.createdFiles++;
         }
         await conn.maybeFlush();
         continue;

@@ -28,6 +28,8 @@ import {
   writeSync,
   ftruncateSync,
   fstatSync,
+  utimesSync,
+  lutimesSync,
 } from "node:fs";
 import { join } from "node:path";
 
@@ -837,4 +839,162 @@ export function mutateNsecTree(dir: string): Map<string, bigint> {
   for (const rel of ["d/sub", "d", "."]) w.setMtime(rel, times.get(rel)!);
   w.finish();
   return times;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A wide and deep tree: hundreds of directories, so an incremental-recursion sender needs many
+// sub-lists (and more entries than its look-ahead)
+
+/** What buildWideTree makes: shape knobs for tests. */
+export const WIDE_TREE = { top: 6, mid: 4, low: 3, leaf: 2, filesPerDir: 4, chain: 18 } as const;
+
+/**
+ * A deterministic tree of ~300 directories and ~1500 entries: nested directories with files,
+ * hard links across directories (-H), symlinks (one dangling), empty directories, a deep chain,
+ * and per-directory `.rsync-filter` files (for a dir-merge rule) excluding "*.tmp" below t2 and
+ * "skip-*" directories below t4/s1. The "mutated" variant edits, grows, shrinks and removes
+ * files, removes a subtree, adds new directories and links, and retargets a symlink. Mtimes are
+ * whole seconds, set after the contents.
+ */
+export function buildWideTree(dir: string, variant: TreeVariant): void {
+  const T = WIDE_TREE;
+  const mutated = variant === "mutated";
+  const dirs: string[] = [];
+  const files: string[] = [];
+  const links: string[] = [];
+  const edited = new Set<string>();
+  const mkdir = (rel: string) => {
+    mkdirSync(join(dir, rel), { recursive: true });
+    const parts = rel.split("/");
+    for (let i = 1; i <= parts.length; i++) {
+      const d = parts.slice(0, i).join("/");
+      if (!dirs.includes(d)) dirs.push(d);
+    }
+  };
+  const file = (rel: string, key: string, size: number) => {
+    writeFileSync(join(dir, rel), size > 2000 ? randomContent(key, size) : textContent(key, size));
+    files.push(rel);
+  };
+  mkdirSync(dir, { recursive: true });
+  file("top.txt", "top", 120);
+  const fill = (d: string) => {
+    for (let i = 0; i < T.filesPerDir; i++) {
+      const rel = `${d}/f${i}.txt`;
+      const rng = new Prng(`size:${rel}`);
+      let size = rng.int(1800);
+      let key = rel;
+      if (mutated && rng.int(7) === 0) {
+        key += ":edited"; // same size, new content (and a newer mtime)
+        edited.add(rel);
+      }
+      if (mutated && rng.int(11) === 0) size += 300; // grown
+      if (mutated && rng.int(13) === 0) continue; // removed
+      file(rel, key, size);
+    }
+    if (mutated && new Prng(`new:${d}`).int(9) === 0) file(`${d}/new.txt`, `${d}:new`, 77);
+  };
+  for (let a = 0; a < T.top; a++) {
+    const ta = `t${a}`;
+    mkdir(ta);
+    fill(ta);
+    for (let b = 0; b < T.mid; b++) {
+      const sb = `${ta}/s${b}`;
+      if (mutated && a === 5 && b === 3) continue; // a whole subtree removed
+      mkdir(sb);
+      fill(sb);
+      for (let c = 0; c < T.low; c++) {
+        const uc = `${sb}/u${c}`;
+        mkdir(uc);
+        fill(uc);
+        for (let d = 0; d < T.leaf; d++) {
+          const vd = `${uc}/v${d}`;
+          mkdir(vd);
+          fill(vd);
+        }
+      }
+    }
+  }
+  if (mutated) {
+    mkdir("t0/s0/brand-new/deeper");
+    file("t0/s0/brand-new/deeper/n.txt", "n", 500);
+  }
+  // Larger files, for the delta (a changed block in the mutated one).
+  const big = (rel: string) => {
+    const data = randomContent(rel, 200_000);
+    if (mutated) data.fill(7, 100_000, 100_500);
+    writeFileSync(join(dir, rel), data);
+    files.push(rel);
+  };
+  big("t1/big.bin");
+  big("t3/s2/u0/big.bin");
+  // Hard links across directories, and one inside a directory.
+  const hl = (from: string, to: string) => linkSync(join(dir, from), join(dir, to));
+  file("t0/group-a.txt", "group-a", 333);
+  hl("t0/group-a.txt", "t3/s1/u2/v1/hl-a1.txt");
+  hl("t0/group-a.txt", "t5/hl-a2.txt");
+  file("t2/s0/u1/group-b.bin", "group-b", 4321);
+  hl("t2/s0/u1/group-b.bin", "t4/s3/u0/v0/hl-b1.bin");
+  hl("t2/s0/u1/group-b.bin", "t2/s0/u1/hl-b2.bin");
+  if (mutated) {
+    file("t1/linked-new.txt", "linked-new", 99);
+    hl("t1/linked-new.txt", "t4/hl-new.txt");
+  }
+  // Symlinks.
+  const sl = (target: string, rel: string) => {
+    symlinkSync(target, join(dir, rel));
+    links.push(rel);
+  };
+  sl("../top.txt", "t0/to-top");
+  sl(mutated ? "s1/f1.txt" : "s0/f0.txt", "t1/to-sub");
+  sl("no-such-target", "t2/s2/dangling");
+  sl("u0", "t3/s0/to-dir");
+  // Empty directories.
+  mkdir("t1/empty");
+  mkdir("t2/s1/empty-a");
+  mkdir("t2/s1/empty-b/empty-c");
+  // A deep chain.
+  let chain = "t5/chain";
+  for (let i = 0; i < T.chain; i++) {
+    chain += `/c${i}`;
+    mkdir(chain);
+    if (i % 4 === 0) file(`${chain}/leaf.txt`, chain, 50 + i);
+  }
+  // Dir-merge filter files and what they exclude.
+  writeFileSync(join(dir, "t2/.rsync-filter"), "- *.tmp\n");
+  files.push("t2/.rsync-filter");
+  file("t2/s3/scratch.tmp", "tmp1", 40);
+  file("t2/s3/u1/v0/more.tmp", "tmp2", 40);
+  file("t0/kept.tmp", "tmp3", 40); // not below t2: sent
+  writeFileSync(join(dir, "t4/s1/.rsync-filter"), "- skip-*/\n");
+  files.push("t4/s1/.rsync-filter");
+  mkdir("t4/s1/skip-me");
+  file("t4/s1/skip-me/hidden.txt", "hidden", 30);
+  mkdir("t4/s1/u0/skip-too");
+  file("t4/s1/skip-file.txt", "skipfile", 30); // a file: not excluded by "skip-*/"
+
+  // Mtimes: files and links, then directories deepest first.
+  const mtime = (rel: string) => 1_600_000_000 + new Prng(`mtime:${rel}`).int(30_000_000);
+  for (const f of files) {
+    const t = mtime(f) + (edited.has(f) ? 1000 : 0);
+    utimesSync(join(dir, f), t, t);
+  }
+  for (const l of links) lutimesSync(join(dir, l), mtime(l), mtime(l));
+  for (const d of [...dirs].sort((x, y) => y.split("/").length - x.split("/").length)) utimesSync(join(dir, d), mtime(d), mtime(d));
+  utimesSync(dir, mtime("."), mtime("."));
+}
+
+/** Files a destination holds that the wide tree has not (for --delete), one under a filter. */
+export function addWideExtras(dest: string): void {
+  for (const [rel, text] of [
+    ["t1/s0/extra.txt", "extra\n"],
+    ["t3/extra-dir/x/y.txt", "y\n"],
+    ["t2/s3/keep-me.tmp", "protected by the receiver's dir-merge rule\n"],
+    ["t5/chain/c0/c1/stale.txt", "stale\n"],
+  ] as const) {
+    mkdirSync(join(dest, rel, ".."), { recursive: true });
+    writeFileSync(join(dest, rel), text);
+    // The same times in every destination (the new entries and the directories they touched).
+    const parts = rel.split("/");
+    for (let i = parts.length; i > 0; i--) utimesSync(join(dest, ...parts.slice(0, i)), 1_650_000_000 + i, 1_650_000_000 + i);
+  }
 }
