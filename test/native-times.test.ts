@@ -21,6 +21,7 @@ interface Addon {
   UTIME_NOW: number;
   UTIME_OMIT: number;
   copyRange(...args: unknown[]): number;
+  copyRangeAsync(...args: unknown[]): Promise<number>;
 }
 
 function hasCompiler(): boolean {
@@ -138,6 +139,27 @@ describe.runIf(timeSetter.native)("the addon itself", () => {
     const out = readFileSync(join(w, "out"));
     expect(out.subarray(0, 7).equals(Buffer.alloc(7))).toBe(true);
     expect(out.subarray(7).equals(data.subarray(100))).toBe(true);
+  });
+
+  it.runIf(process.platform === "linux")("copyRangeAsync copies on the thread pool up to len or the input's end", async () => {
+    const w = tmpDir("ncopya-");
+    const data = Buffer.alloc(5 << 20, 7);
+    data.write("start", 0);
+    data.write("end", data.length - 3);
+    writeFileSync(join(w, "in"), data);
+    const i = openSync(join(w, "in"), "r");
+    const o = openSync(join(w, "out"), "w");
+    try {
+      expect(await addon.copyRangeAsync(i, 0, o, 0, data.length + 1000)).toBe(data.length);
+      expect(await addon.copyRangeAsync(i, data.length, o, 0, 10)).toBe(0);
+      expect(await addon.copyRangeAsync(i, 0, i, 0, 10)).toBe(-9);
+      expect(await addon.copyRangeAsync(i, 0, o, -5, 10)).toBe(-22);
+      expect(() => addon.copyRangeAsync(i, 0, o)).toThrow(TypeError);
+    } finally {
+      closeSync(i);
+      closeSync(o);
+    }
+    expect(readFileSync(join(w, "out")).equals(data)).toBe(true);
   });
 
   it("utimensat follows a symlink or not, and leaves the atime alone with UTIME_OMIT", () => {

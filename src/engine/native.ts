@@ -12,6 +12,9 @@ export interface NativeAddon {
   /** copy_file_range(2) at explicit offsets: bytes copied (0 at the input's end) or -errno.
    *  Missing from an addon built before it existed. */
   copyRange?(fdIn: number, posIn: number, fdOut: number, posOut: number, len: number): number;
+  /** The same on the thread pool, until len bytes or the input's end: the bytes copied, or
+   *  -errno when none were. */
+  copyRangeAsync?(fdIn: number, posIn: number, fdOut: number, posOut: number, len: number): Promise<number>;
 }
 
 function load(): { addon: NativeAddon | null; reason: string } {

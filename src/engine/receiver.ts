@@ -492,7 +492,9 @@ const copyBufs: Buffer[] = [];
 function copyHanded(ctx: ReceiveContext, src: HandedSource, writer: OutputFile, viaWriter: boolean): boolean | Promise<boolean> {
   let pos = 0;
   if (!viaWriter && copyRange && writer.fd !== null) {
-    // In the kernel (native/copy.c): no pass through a buffer here.
+    // In the kernel (native/copy.c): no pass through a buffer here; a bigger file on the
+    // thread pool, while this thread goes on with the sender's and generator's work.
+    if (src.size > SYNC_COPY_MAX && copyRangeAsync) return copyInKernelAsync(ctx, copyRangeAsync, src, writer);
     pos = copyInKernel(copyRange, src, writer);
     if (pos < 0) return true; // the source came up short: zeros were written in its place
     if (pos === src.size) return false;
@@ -516,10 +518,13 @@ function copyHanded(ctx: ReceiveContext, src: HandedSource, writer: OutputFile, 
   return copyHandedAsync(ctx, src, writer, pos);
 }
 
-/** copy_file_range, when the addon has it. */
+/** copy_file_range, when the addon has it (and on the thread pool). */
 const copyRange = nativeAddon.addon?.copyRange?.bind(nativeAddon.addon);
+const copyRangeAsync = nativeAddon.addon?.copyRangeAsync?.bind(nativeAddon.addon);
 /** Bytes per copy_file_range call (each is one synchronous call on this thread). */
 const KERNEL_COPY_STEP = 16 << 20;
+/** Bytes per thread-pool copy (an abort is noticed between two). */
+const ASYNC_KERNEL_COPY_STEP = 64 << 20;
 
 /**
  * Copies the handed file with copy_file_range. Returns how far it got (the caller goes on
@@ -536,14 +541,49 @@ function copyInKernel(copy: NonNullable<typeof copyRange>, src: HandedSource, wr
     if (n < 0) break;
     if (n === 0) {
       writer.skip(pos);
-      const zeros = Buffer.alloc(Math.min(COPY_BUF, src.size - pos));
-      for (let p = pos; p < src.size; p += zeros.length) writer.writeNow(zeros.subarray(0, Math.min(zeros.length, src.size - p)));
+      zeroFill(writer, src.size - pos);
       return -1;
     }
     pos += n;
   }
   writer.skip(pos);
   return pos;
+}
+
+/** copyInKernel on the thread pool; resolves to true when the source came up short. */
+async function copyInKernelAsync(
+  ctx: ReceiveContext,
+  copy: NonNullable<typeof copyRangeAsync>,
+  src: HandedSource,
+  writer: OutputFile,
+): Promise<boolean> {
+  writer.flush();
+  const out = writer.fd!;
+  const start = writer.offset;
+  let pos = 0;
+  while (pos < src.size) {
+    throwIfAborted(ctx);
+    const n = await copy(src.fd, pos, out, start + pos, Math.min(ASYNC_KERNEL_COPY_STEP, src.size - pos));
+    if (n < 0) {
+      // Refused (another file system, say): the rest through a buffer.
+      writer.skip(pos);
+      return copyHandedAsync(ctx, src, writer, pos);
+    }
+    if (n === 0) {
+      writer.skip(pos);
+      zeroFill(writer, src.size - pos);
+      return true;
+    }
+    pos += n;
+  }
+  writer.skip(pos);
+  return false;
+}
+
+/** Zeros where a shrunken source has no bytes left, as the sender would send them (match.c). */
+function zeroFill(writer: OutputFile, n: number): void {
+  const zeros = Buffer.alloc(Math.min(COPY_BUF, n));
+  for (let left = n; left > 0; left -= zeros.length) writer.writeNow(zeros.subarray(0, Math.min(zeros.length, left)));
 }
 
 function readFull(fd: number, buf: Buffer, want: number, pos: number): number {
