@@ -12,7 +12,8 @@
  *   futimens(fd: number, atimeSec, atimeNsec, mtimeSec, mtimeNsec: number) -> number
  *   UTIME_NOW, UTIME_OMIT: the special nanosecond values of utimensat(2).
  *
- * The module also exports copyRange and copyRangeAsync from copy.c (copy_file_range(2)).
+ * The module also exports copyRange and copyRangeAsync from copy.c (copy_file_range(2)) and
+ * stat from stat.c (lstat(2)/stat(2) into a Float64Array).
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -30,6 +31,7 @@
 
 napi_value krsync_copy_range(napi_env env, napi_callback_info info); /* copy.c */
 napi_value krsync_copy_range_async(napi_env env, napi_callback_info info); /* copy.c */
+napi_value krsync_stat(napi_env env, napi_callback_info info); /* stat.c */
 
 /* Seconds and nanoseconds into a timespec; EOVERFLOW when time_t cannot hold the seconds. */
 static int to_timespec(int64_t sec, int64_t nsec, struct timespec *ts) {
@@ -145,7 +147,8 @@ NAPI_MODULE_INIT() {
   if (!export_fn(env, exports, "utimensat", js_utimensat) || !export_fn(env, exports, "futimens", js_futimens) ||
       !export_int(env, exports, "UTIME_NOW", UTIME_NOW) || !export_int(env, exports, "UTIME_OMIT", UTIME_OMIT) ||
       !export_fn(env, exports, "copyRange", krsync_copy_range) ||
-      !export_fn(env, exports, "copyRangeAsync", krsync_copy_range_async)) {
+      !export_fn(env, exports, "copyRangeAsync", krsync_copy_range_async) ||
+      !export_fn(env, exports, "stat", krsync_stat)) {
     return NULL;
   }
   return exports;

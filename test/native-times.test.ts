@@ -22,6 +22,7 @@ interface Addon {
   UTIME_OMIT: number;
   copyRange(...args: unknown[]): number;
   copyRangeAsync(...args: unknown[]): Promise<number>;
+  stat(...args: unknown[]): number;
 }
 
 function hasCompiler(): boolean {
@@ -162,6 +163,31 @@ describe.runIf(timeSetter.native)("the addon itself", () => {
     expect(readFileSync(join(w, "out")).equals(data)).toBe(true);
   });
 
+  it("stat gives what fs.lstatSync / fs.statSync give (bigint), and errnos for what is not there", async () => {
+    const { statPath, statPathOrNull, localStat } = await import("../src/engine/destination.js");
+    const w = tmpDir("nstat-");
+    writeFileSync(join(w, "f"), "12345");
+    symlinkSync("f", join(w, "l"));
+    symlinkSync("nowhere", join(w, "dangling"));
+    mkdirSync(join(w, "d"));
+    for (const p of [join(w, "f"), join(w, "l"), join(w, "dangling"), join(w, "d"), "/dev/null", "/"]) {
+      for (const follow of [false, true]) {
+        if (follow && p.endsWith("dangling")) continue;
+        const want = localStat(follow ? statSync(p, { bigint: true }) : lstatSync(p, { bigint: true }));
+        expect(statPath(p, follow), `${p} follow=${follow}`).toEqual(want);
+      }
+    }
+    const out = new Float64Array(13);
+    expect(addon.stat(join(w, "missing"), false, out)).toBe(2); // ENOENT
+    expect(addon.stat(join(w, "f", "x"), false, out)).toBe(20); // ENOTDIR
+    expect(addon.stat(join(w, "dangling"), true, out)).toBe(2);
+    expect(() => addon.stat(join(w, "f"), false, new Float64Array(3))).toThrow(TypeError);
+    expect(() => addon.stat(join(w, "f"), false, new Float32Array(13))).toThrow(TypeError);
+    expect(statPathOrNull(join(w, "missing"), false)).toBeNull();
+    expect(statPathOrNull(join(w, "f", "x"), false)).toBeNull();
+    expect(() => statPath(join(w, "missing"), false)).toThrow(/^ENOENT: no such file or directory, lstat '/);
+  });
+
   it("utimensat follows a symlink or not, and leaves the atime alone with UTIME_OMIT", () => {
     const w = tmpDir("naddon-");
     const file = join(w, "f");
@@ -250,7 +276,7 @@ describe("native/build.mjs (npm's install step)", () => {
   const copy = (): string => {
     const d = join(tmpDir("nbuild-"), "native");
     mkdirSync(d);
-    for (const f of ["binding.gyp", "times.c", "copy.c", "napi-util.h", "build.mjs"]) copyFileSync(join(nativeDir, f), join(d, f));
+    for (const f of ["binding.gyp", "times.c", "copy.c", "stat.c", "napi-util.h", "build.mjs"]) copyFileSync(join(nativeDir, f), join(d, f));
     return d;
   };
   const env = (extra: Record<string, string>): NodeJS.ProcessEnv => {

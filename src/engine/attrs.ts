@@ -1,9 +1,8 @@
 // Setting and comparing file attributes on the receiving side (rsync.c set_file_attrs,
 // generator.c itemize / unchanged_attrs).
 import * as fs from "node:fs";
-import { getSystemErrorMap } from "node:util";
 import type { LocalStat } from "./destination.js";
-import { nativeAddon } from "./native.js";
+import { errnoError, nativeAddon } from "./native.js";
 import type { FileEntry } from "../protocol/fileentry.js";
 import { isDir, isLink } from "../protocol/fileentry.js";
 import type { TransferOptions } from "../protocol/options.js";
@@ -85,17 +84,6 @@ export const timeSetter: TimeSetter = Object.freeze({
   reason: nativeAddon.reason,
 });
 
-/** A Node-style error for an errno the addon returned. */
-function timesError(errno: number, syscall: string, path?: string): NodeJS.ErrnoException {
-  const [code, text] = getSystemErrorMap().get(-errno) ?? [`E${errno}`, `error ${errno}`];
-  const e: NodeJS.ErrnoException = new Error(`${code}: ${text}, ${syscall}${path !== undefined ? ` '${path}'` : ""}`);
-  e.errno = -errno;
-  e.code = code;
-  e.syscall = syscall;
-  if (path !== undefined) e.path = path;
-  return e;
-}
-
 function checkTime(sec: number, nsec: number): void {
   if (!Number.isSafeInteger(sec) || !Number.isInteger(nsec) || nsec < 0 || nsec > 999_999_999) {
     throw new RangeError(`file time out of range: ${sec}.${nsec}`);
@@ -124,7 +112,7 @@ export function setPathMtime(p: string, nofollow: boolean, sec: number, nsec: nu
   checkTime(sec, nsec);
   if (nativeTimes) {
     const e = nativeTimes.utimensat(p, nofollow, 0, nativeTimes.UTIME_NOW, sec, nsec);
-    if (e !== 0) throw timesError(e, nofollow ? "lutime" : "utime", p);
+    if (e !== 0) throw errnoError(e, nofollow ? "lutime" : "utime", p);
     return;
   }
   const now = Date.now() / 1000;
@@ -138,7 +126,7 @@ export function setFdMtime(fd: number, sec: number, nsec: number): void {
   checkTime(sec, nsec);
   if (nativeTimes) {
     const e = nativeTimes.futimens(fd, 0, nativeTimes.UTIME_NOW, sec, nsec);
-    if (e !== 0) throw timesError(e, "futime");
+    if (e !== 0) throw errnoError(e, "futime");
     return;
   }
   fs.futimesSync(fd, Date.now() / 1000, timeArg(sec, nsec));

@@ -8,8 +8,10 @@
 import * as fs from "node:fs";
 import { constants as C, type BigIntStats } from "node:fs";
 import { execFileSync } from "node:child_process";
+import { constants as osConstants } from "node:os";
 import * as path from "node:path";
 import { ProtocolError } from "../protocol/wire.js";
+import { errnoError, nativeAddon } from "./native.js";
 
 export class DestinationError extends Error {
   constructor(message: string) {
@@ -51,6 +53,58 @@ export function localStat(st: BigIntStats): LocalStat {
     ino: st.ino,
     nlink: Number(st.nlink),
     rdev: Number(st.rdev),
+  };
+}
+
+const nativeStat = nativeAddon.addon?.stat?.bind(nativeAddon.addon);
+const statOut = new Float64Array(13);
+const big64 = (hi: number, lo: number): bigint => (hi === 0 ? BigInt(lo) : (BigInt(hi) << 32n) | BigInt(lo));
+
+/**
+ * lstat (or stat, following a symlink) of an absolute path as a LocalStat; throws Node's error
+ * (ENOENT, ...). Through the addon when it is there (native/stat.c: no Stats object per call —
+ * the walk and the generator stat every file), else fs with bigint times.
+ */
+export function statPath(abs: string, follow: boolean): LocalStat {
+  const st = statOrErrno(abs, follow);
+  if (typeof st === "number") throw errnoError(st, follow ? "stat" : "lstat", abs);
+  return st;
+}
+
+/** statPath, with null where nothing is there (ENOENT, ENOTDIR) instead of an error. */
+export function statPathOrNull(abs: string, follow: boolean): LocalStat | null {
+  const st = statOrErrno(abs, follow);
+  if (typeof st !== "number") return st;
+  if (st === ENOENT || st === ENOTDIR) return null;
+  throw errnoError(st, follow ? "stat" : "lstat", abs);
+}
+
+const { ENOENT, ENOTDIR } = osConstants.errno;
+
+function statOrErrno(abs: string, follow: boolean): LocalStat | number {
+  if (!nativeStat) {
+    try {
+      return localStat(follow ? fs.statSync(abs, { bigint: true }) : fs.lstatSync(abs, { bigint: true }));
+    } catch (e) {
+      const errno = (e as NodeJS.ErrnoException).errno;
+      if (typeof errno !== "number") throw e;
+      return -errno;
+    }
+  }
+  const e = nativeStat(abs, follow, statOut);
+  if (e !== 0) return e;
+  const o = statOut;
+  return {
+    mode: o[0]!,
+    uid: o[1]!,
+    gid: o[2]!,
+    size: o[3]!,
+    mtime: o[4]!,
+    mtimeNsec: o[5]!,
+    dev: big64(o[6]!, o[7]!),
+    ino: big64(o[8]!, o[9]!),
+    nlink: o[10]!,
+    rdev: o[11]! * 2 ** 32 + o[12]!,
   };
 }
 
@@ -138,13 +192,7 @@ export class Destination {
       // Only what this run put there can exist: ask the file system after all if it might.
       if (!this.touched.has(rel)) return null;
     }
-    try {
-      const st = fs.lstatSync(this.abs(rel), { bigint: true, throwIfNoEntry: false });
-      return st ? localStat(st) : null;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOTDIR") return null;
-      throw e;
-    }
+    return statPathOrNull(this.abs(rel), false);
   }
 
   /** Names this run created inside new directories (so lstat must look). */

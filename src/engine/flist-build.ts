@@ -33,7 +33,7 @@ import type { FilterList, FilterRule } from "../protocol/filter.js";
 import type { TransferOptions } from "../protocol/options.js";
 import type { Connection } from "./connection.js";
 import { IOERR_GENERAL, IOERR_VANISHED } from "./context.js";
-import { localStat, type LocalStat } from "./destination.js";
+import { statPath, type LocalStat } from "./destination.js";
 import type { SyncEvents } from "./events.js";
 import { treeFilterList } from "./filters.js";
 
@@ -241,8 +241,7 @@ export class Walker {
     let st: LocalStat;
     try {
       // A dot-dir or a slash-ending name follows a symlink (link_stat with follow_dirlinks).
-      const bst = nameType !== "normal" ? fs.statSync(abs, { bigint: true }) : fs.lstatSync(abs, { bigint: true });
-      st = localStat(bst);
+      st = statPath(abs, nameType !== "normal");
     } catch (e) {
       // A transfer error (exit 23); io_error only when the arg may exist (deletions go on).
       if ((e as NodeJS.ErrnoException).code !== "ENOENT") this.ioError |= IOERR_GENERAL;
@@ -304,7 +303,7 @@ export class Walker {
   /** make_file's readlink_stat for an entry found without a walk (vanished: a warning). */
   private statOrReport(abs: string, follow: boolean): LocalStat | null {
     try {
-      return localStat(follow ? fs.statSync(abs, { bigint: true }) : fs.lstatSync(abs, { bigint: true }));
+      return statPath(abs, follow);
     } catch (e) {
       this.readError(abs, e);
       return null;
@@ -445,7 +444,7 @@ export class Walker {
       const childAbs = path.join(abs, base);
       let st: LocalStat;
       try {
-        st = localStat(fs.lstatSync(childAbs, { bigint: true }));
+        st = statPath(childAbs, false);
       } catch (e) {
         // make_file: an excluded name that cannot be read is not reported.
         if (this.filters && (this.filters.check(child, false) === "exclude" || this.filters.check(child, true) === "exclude")) continue;

@@ -2,6 +2,7 @@
 // (native/build.mjs) when a toolchain exists. Without it, Node's fs does the same work less
 // exactly (times to the microsecond) or less directly (copies through a buffer).
 import { createRequire } from "node:module";
+import { getSystemErrorMap } from "node:util";
 
 export interface NativeAddon {
   /** utimensat(2) with exact nanoseconds; 0 or an errno. */
@@ -15,6 +16,8 @@ export interface NativeAddon {
   /** The same on the thread pool, until len bytes or the input's end: the bytes copied, or
    *  -errno when none were. */
   copyRangeAsync?(fdIn: number, posIn: number, fdOut: number, posOut: number, len: number): Promise<number>;
+  /** lstat(2) / stat(2) into out (13 fields, see native/stat.c); 0 or an errno. */
+  stat?(path: string, follow: boolean, out: Float64Array): number;
 }
 
 function load(): { addon: NativeAddon | null; reason: string } {
@@ -35,3 +38,14 @@ function load(): { addon: NativeAddon | null; reason: string } {
 
 /** The addon, or null with the reason it is not used. */
 export const nativeAddon: { readonly addon: NativeAddon | null; readonly reason: string } = Object.freeze(load());
+
+/** A Node-style error (code, errno, syscall, path, message) for an errno the addon returned. */
+export function errnoError(errno: number, syscall: string, path?: string): NodeJS.ErrnoException {
+  const [code, text] = getSystemErrorMap().get(-errno) ?? [`E${errno}`, `error ${errno}`];
+  const e: NodeJS.ErrnoException = new Error(`${code}: ${text}, ${syscall}${path !== undefined ? ` '${path}'` : ""}`);
+  e.errno = -errno;
+  e.code = code;
+  e.syscall = syscall;
+  if (path !== undefined) e.path = path;
+  return e;
+}
