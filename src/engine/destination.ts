@@ -84,7 +84,8 @@ const { ENOENT, ENOTDIR } = osConstants.errno;
 function statOrErrno(abs: string, follow: boolean): LocalStat | number {
   if (!nativeStat) {
     try {
-      return localStat(follow ? fs.statSync(abs, { bigint: true }) : fs.lstatSync(abs, { bigint: true }));
+      const st = follow ? fs.statSync(abs, { bigint: true, throwIfNoEntry: false }) : fs.lstatSync(abs, { bigint: true, throwIfNoEntry: false });
+      return st ? localStat(st) : ENOENT;
     } catch (e) {
       const errno = (e as NodeJS.ErrnoException).errno;
       if (typeof errno !== "number") throw e;
