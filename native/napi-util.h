@@ -5,6 +5,8 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 static inline bool throw_type(napi_env env, const char *msg) {
   napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
@@ -32,6 +34,52 @@ static inline bool export_fn(napi_env env, napi_value exports, const char *name,
 static inline bool export_int(napi_env env, napi_value exports, const char *name, int64_t value) {
   napi_value v;
   return napi_create_int64(env, value, &v) == napi_ok && napi_set_named_property(env, exports, name, v) == napi_ok;
+}
+
+/* The path as a NUL-terminated string; NULL after throwing. Embedded NULs are refused. */
+static inline char *get_path(napi_env env, napi_value v) {
+  bool is_buffer = false;
+  napi_is_buffer(env, v, &is_buffer);
+  if (is_buffer) {
+    void *data;
+    size_t len;
+    if (napi_get_buffer_info(env, v, &data, &len) != napi_ok) return NULL;
+    if (memchr(data, 0, len)) {
+      throw_type(env, "path must not contain NUL bytes");
+      return NULL;
+    }
+    char *p = malloc(len + 1);
+    if (!p) {
+      napi_throw_error(env, "ENOMEM", "out of memory");
+      return NULL;
+    }
+    memcpy(p, data, len);
+    p[len] = '\0';
+    return p;
+  }
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_string) {
+    throw_type(env, "path must be a string or a Buffer");
+    return NULL;
+  }
+  size_t len;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return NULL;
+  char *p = malloc(len + 1);
+  if (!p) {
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  size_t got;
+  if (napi_get_value_string_utf8(env, v, p, len + 1, &got) != napi_ok) {
+    free(p);
+    return NULL;
+  }
+  if (strlen(p) != got) {
+    free(p);
+    throw_type(env, "path must not contain NUL bytes");
+    return NULL;
+  }
+  return p;
 }
 
 #endif

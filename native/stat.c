@@ -4,8 +4,9 @@
  * per call: the file-list walk and the generator's quick check stat every file).
  *
  *   stat(path: string, follow: boolean, out: Float64Array(13)) -> number
- *     0 or an errno. out = [mode, uid, gid, size, mtime sec, mtime nsec, dev high 32 bits,
- *     dev low 32 bits, ino high, ino low, nlink, rdev high, rdev low].
+ *     0 or an errno; a path with a NUL byte throws a TypeError, as Node's fs does.
+ *     out = [mode, uid, gid, size, mtime sec, mtime nsec, dev high 32 bits, dev low 32 bits,
+ *     ino high, ino low, nlink, rdev high, rdev low].
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -47,40 +48,23 @@ napi_value krsync_stat(napi_env env, napi_callback_info info) {
     throw_type(env, "out must be a Float64Array of 13");
     return NULL;
   }
-  /* The path: a string without NUL bytes, on the stack when short. */
-  size_t len;
-  if (napi_get_value_string_utf8(env, argv[0], NULL, 0, &len) != napi_ok) {
-    throw_type(env, "path must be a string");
-    return NULL;
+  char *path = get_path(env, argv[0]);
+  if (!path) return NULL;
+  struct stat st;
+  int e = (follow ? stat(path, &st) : lstat(path, &st)) == 0 ? 0 : errno;
+  free(path);
+  if (!e) {
+    double *o = data;
+    o[0] = (double)st.st_mode;
+    o[1] = (double)st.st_uid;
+    o[2] = (double)st.st_gid;
+    o[3] = (double)st.st_size;
+    o[4] = (double)st.st_mtim.tv_sec;
+    o[5] = (double)st.st_mtim.tv_nsec;
+    put64(o + 6, (uint64_t)st.st_dev);
+    put64(o + 8, (uint64_t)st.st_ino);
+    o[10] = (double)st.st_nlink;
+    put64(o + 11, (uint64_t)st.st_rdev);
   }
-  char small[1024];
-  char *path = len < sizeof small ? small : malloc(len + 1);
-  if (!path) {
-    napi_throw_error(env, "ENOMEM", "out of memory");
-    return NULL;
-  }
-  size_t got;
-  napi_get_value_string_utf8(env, argv[0], path, len + 1, &got);
-  int e;
-  if (strlen(path) != got) {
-    e = ENOENT; /* as Node's fs: a name with a NUL byte names no file */
-  } else {
-    struct stat st;
-    e = (follow ? stat(path, &st) : lstat(path, &st)) == 0 ? 0 : errno;
-    if (!e) {
-      double *o = data;
-      o[0] = (double)st.st_mode;
-      o[1] = (double)st.st_uid;
-      o[2] = (double)st.st_gid;
-      o[3] = (double)st.st_size;
-      o[4] = (double)st.st_mtim.tv_sec;
-      o[5] = (double)st.st_mtim.tv_nsec;
-      put64(o + 6, (uint64_t)st.st_dev);
-      put64(o + 8, (uint64_t)st.st_ino);
-      o[10] = (double)st.st_nlink;
-      put64(o + 11, (uint64_t)st.st_rdev);
-    }
-  }
-  if (path != small) free(path);
   return result(env, e);
 }

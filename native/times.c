@@ -54,52 +54,6 @@ static int get_times(napi_env env, napi_value *argv, struct timespec ts[2]) {
   return e ? e : to_timespec(v[2], v[3], &ts[1]);
 }
 
-/* The path as a NUL-terminated string; NULL after throwing. Embedded NULs are refused. */
-static char *get_path(napi_env env, napi_value v) {
-  bool is_buffer = false;
-  napi_is_buffer(env, v, &is_buffer);
-  if (is_buffer) {
-    void *data;
-    size_t len;
-    if (napi_get_buffer_info(env, v, &data, &len) != napi_ok) return NULL;
-    if (memchr(data, 0, len)) {
-      throw_type(env, "path must not contain NUL bytes");
-      return NULL;
-    }
-    char *p = malloc(len + 1);
-    if (!p) {
-      napi_throw_error(env, "ENOMEM", "out of memory");
-      return NULL;
-    }
-    memcpy(p, data, len);
-    p[len] = '\0';
-    return p;
-  }
-  napi_valuetype t;
-  if (napi_typeof(env, v, &t) != napi_ok || t != napi_string) {
-    throw_type(env, "path must be a string or a Buffer");
-    return NULL;
-  }
-  size_t len;
-  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return NULL;
-  char *p = malloc(len + 1);
-  if (!p) {
-    napi_throw_error(env, "ENOMEM", "out of memory");
-    return NULL;
-  }
-  size_t got;
-  if (napi_get_value_string_utf8(env, v, p, len + 1, &got) != napi_ok) {
-    free(p);
-    return NULL;
-  }
-  if (strlen(p) != got) {
-    free(p);
-    throw_type(env, "path must not contain NUL bytes");
-    return NULL;
-  }
-  return p;
-}
-
 static napi_value js_utimensat(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6];

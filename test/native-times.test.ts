@@ -183,6 +183,7 @@ describe.runIf(timeSetter.native)("the addon itself", () => {
     expect(addon.stat(join(w, "dangling"), true, out)).toBe(2);
     expect(() => addon.stat(join(w, "f"), false, new Float64Array(3))).toThrow(TypeError);
     expect(() => addon.stat(join(w, "f"), false, new Float32Array(13))).toThrow(TypeError);
+    expect(() => addon.stat(`${join(w, "f")}\0x`, false, out)).toThrow(TypeError); // as fs.lstatSync
     expect(statPathOrNull(join(w, "missing"), false)).toBeNull();
     expect(statPathOrNull(join(w, "f", "x"), false)).toBeNull();
     expect(() => statPath(join(w, "missing"), false)).toThrow(/^ENOENT: no such file or directory, lstat '/);
