@@ -19,7 +19,7 @@ const ROOT = resolve(BENCH_DIR, "..");
 
 export const FULL = { files: 20000, totalMB: 1000, bigMB: 1000 };
 export const QUICK = { files: 2000, totalMB: 100, bigMB: 100 };
-const DEFAULT_RUNS = { initial: 3, nochange: 5, delta: 5, big: 3, local: 3 };
+const DEFAULT_RUNS = { initial: 3, nochange: 5, delta: 5, big: 5, local: 3 };
 const QUICK_RUNS = { initial: 3, nochange: 3, delta: 3, big: 3, local: 3 };
 const SEED = 1;
 
@@ -27,7 +27,8 @@ const HELP = `usage: node bench/run.mjs [options]      (npm run bench -- [option
   --quick               ${QUICK.files} files / ${QUICK.totalMB} MB tree, ${QUICK.bigMB} MB big file (default: ${FULL.files} / ${FULL.totalMB} MB, ${FULL.bigMB} MB)
   --scenario NAME       run only this scenario (repeatable, or comma-separated); --list names them
   --files N --mb N --big-mb N   custom sizes (tree files, tree total MB, big file MB)
-  --runs N              runs per tool for every scenario (default 3; no-change and delta pulls 5, quick 3)
+  --runs N              runs per tool for every scenario (default 3; no-change and delta pulls and the big file 5, quick 3)
+  --warmup N            unmeasured rounds (each tool once) before a scenario's runs (default 1)
   --no-micro            skip the micro-benchmarks      --micro-only   only the micro-benchmarks
   --micro-ms N          minimum time per micro-benchmark batch (default 250, quick 150)
   --no-verify           do not check krsync's result against the source after its first run
@@ -49,6 +50,7 @@ function parseArgs(argv) {
     scenarios: [],
     sizes: {},
     runs: null,
+    warmup: 1,
     micro: true,
     microOnly: false,
     microMs: null,
@@ -93,6 +95,7 @@ function parseArgs(argv) {
       case "--mb": o.sizes.totalMB = num(val(), a); break;
       case "--big-mb": o.sizes.bigMB = num(val(), a); break;
       case "--runs": o.runs = Math.round(num(val(), a)); break;
+      case "--warmup": o.warmup = Math.max(0, Math.round(num(val(), a))); break;
       case "--no-micro": o.micro = false; break;
       case "--micro-only": o.microOnly = true; break;
       case "--micro-ms": o.microMs = num(val(), a); break;
@@ -235,7 +238,7 @@ export async function runBench(argv, io = {}) {
   const sizes = { ...(o.quick ? QUICK : FULL), ...o.sizes };
   const fullSize = sizes.files >= FULL.files && sizes.totalMB >= FULL.totalMB && sizes.bigMB >= FULL.bigMB;
   const runs = o.runs ? Object.fromEntries(Object.keys(DEFAULT_RUNS).map((k) => [k, o.runs])) : { ...(o.quick ? QUICK_RUNS : DEFAULT_RUNS) };
-  const krsyncMain = join(ROOT, "dist", "cli", "main.js");
+  const krsyncMain = join(ROOT, "dist", "cli", "krsync.js");
   const rsync = which(o.rsync ?? "rsync");
   if (!rsync) {
     log("bench: native rsync not found (use --rsync PATH)");
@@ -251,7 +254,7 @@ export async function runBench(argv, io = {}) {
   const scratch = join(o.work, "run");
   mkdirSync(scratch, { recursive: true });
   const trees = lazyTrees(o.work, sizes, log);
-  const ctx = { krsyncMain, rsync, rsh, method, scratch, trees: () => trees, runs, verify: o.verify, log };
+  const ctx = { krsyncMain, rsync, rsh, method, scratch, trees: () => trees, runs, warmup: o.warmup, verify: o.verify, log };
 
   log(`bench: tree ${sizes.files} files / ${sizes.totalMB} MB, big file ${sizes.bigMB} MB; work dir ${o.work}`);
   log(`bench: RSS ${method.note}`);
@@ -286,7 +289,7 @@ export async function runBench(argv, io = {}) {
     startedAt: new Date(Date.now() - (performance.now() - t0)).toISOString(),
     durationSec: 0,
     machine: { ...machineInfo(rsync), loadAverageAtStart: loadAtStart, loadAverageAtEnd: loadAtEnd },
-    config: { quick: o.quick, fullSize, ...sizes, runs, seed: SEED, verify: o.verify, scenarios: selected.map((s) => s.name) },
+    config: { quick: o.quick, fullSize, ...sizes, runs, warmup: o.warmup, seed: SEED, verify: o.verify, scenarios: selected.map((s) => s.name) },
     rssMethod: { kind: method.kind, note: method.note },
     scenarios,
     targets: evaluateTargets(scenarios, { fullSize }),

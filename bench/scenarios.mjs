@@ -55,13 +55,14 @@ export const SCENARIOS = [
 /**
  * Everything a scenario run needs.
  * @typedef {object} Ctx
- * @property {string} krsyncMain  path of dist/cli/main.js
+ * @property {string} krsyncMain  path of dist/cli/krsync.js (the bin)
  * @property {string} rsync       native rsync (client and, via --rsync-path, server)
  * @property {string} rsh         -e value
  * @property {import("./measure.mjs").Method} method
  * @property {string} scratch     directory for destinations
  * @property {() => Trees} trees  builds/loads the cached trees on first use
  * @property {Record<string, number>} runs
+ * @property {number} [warmup]     unmeasured rounds before the runs
  * @property {boolean} verify
  * @property {(s: string) => void} log
  */
@@ -187,8 +188,12 @@ async function measureScenario(ctx, sc, trees, src, head, apiPod) {
   let verify = { checked: false };
   const resetOnceDone = new Set();
 
-  for (let i = 0; i < runs; i++) {
-    const order = i % 2 === 0 ? sc.tools : [...sc.tools].reverse();
+  // Warm-up rounds (i < 0) run every tool once, unmeasured: the first transfer after a
+  // scenario's set-up pays for what the machine has not settled yet (memory the guest of a VM
+  // has not touched lately, caches), and that would fall on whichever tool goes first.
+  const warmup = Math.max(0, ctx.warmup ?? 0);
+  for (let i = -warmup; i < runs; i++) {
+    const order = (i + warmup) % 2 === 0 ? sc.tools : [...sc.tools].reverse();
     for (const tool of order) {
       const dst = dstPath(ctx, tool, sc.dst);
       if (sc.reset !== "base-once" || !resetOnceDone.has(tool)) {
@@ -211,6 +216,10 @@ async function measureScenario(ctx, sc, trees, src, head, apiPod) {
       if (m.exitCode !== 0) {
         const tail = (m.stderr || m.stdout).trim().split("\n").slice(-3).join(" | ");
         return { ...head, status: "failed", reason: `${tool} exited ${m.exitCode} on run ${i + 1}: ${tail}`, argv };
+      }
+      if (i < 0) {
+        ctx.log(`  ${sc.name} warm-up ${tool.padEnd(6)} ${m.wallSec.toFixed(3)} s (not counted)`);
+        continue;
       }
       raw[tool].wallSec.push(m.wallSec);
       raw[tool].rssKB.push(m.rssKB);

@@ -22,7 +22,7 @@ import {
 } from "../bench/trees.mjs";
 import { runBench as cliRunBench } from "../src/cli/bench.js";
 
-const BUILT = existsSync(fileURLToPath(new URL("../dist/cli/main.js", import.meta.url)));
+const BUILT = existsSync(fileURLToPath(new URL("../dist/cli/krsync.js", import.meta.url)));
 const HAS_RSYNC = existsSync("/usr/bin/rsync");
 const work = mkdtempSync(join(tmpdir(), "krsync-bench-smoke-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));

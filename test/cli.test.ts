@@ -1,6 +1,6 @@
-// The krsync command as a user runs it (the built CLI, dist/cli/main.js), next to native rsync
+// The krsync command as a user runs it (the built executable, dist/cli/krsync.js), next to native rsync
 // with the same arguments: exit codes, what is printed, dry runs, the built-in example.
-import { mkdirSync, readFileSync, writeFileSync, existsSync, readdirSync, utimesSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync, existsSync, readdirSync, statSync, symlinkSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { rsyncPath, tmpDir } from "./helpers/env.js";
@@ -8,7 +8,7 @@ import { FAKE_HOST, rshArg, runRsync } from "./helpers/rsync.js";
 import { num } from "../src/cli/report.js";
 import { diffSnapshots, snapshotTree } from "./helpers/snapshot.js";
 
-const CLI = ["node", join(import.meta.dirname, "..", "dist", "cli", "main.js")];
+const CLI = ["node", join(import.meta.dirname, "..", "dist", "cli", "krsync.js")];
 const krsync = (args: string[]) => runRsync(args, { bin: CLI });
 const native = (args: string[]) => runRsync(args);
 const remote = ["-e", rshArg(), `--rsync-path=${rsyncPath}`];
@@ -33,6 +33,21 @@ describe("krsync CLI", () => {
     const h = await krsync(["--help"]);
     expect(h.code).toBe(0);
     expect(h.stdout).toMatch(/--delete/);
+  });
+
+  it("runs when started as npm installs it: through a symlink named krsync, as an executable", async () => {
+    // npm links the bin as node_modules/.bin/krsync -> ../krsync/dist/cli/krsync.js.
+    const w = tmpDir("cli-");
+    const link = join(w, "krsync");
+    symlinkSync(CLI[1]!, link);
+    expect(statSync(CLI[1]!).mode & 0o111).not.toBe(0);
+    smallTree(join(w, "src"), 0);
+    const v = await runRsync(["--version"], { bin: [link] });
+    expect(v.code).toBe(0);
+    expect(v.stdout).toMatch(/krsync version/);
+    const c = await runRsync(["-a", `${w}/src/`, `${w}/dst/`], { bin: [link] });
+    expect(c.code, c.stderr).toBe(0);
+    expect(readFileSync(join(w, "dst", "sub", "deep", "c"), "utf8")).toBe("c");
   });
 
   it("an unknown option is a syntax error (exit 1) in rsync's words", async () => {

@@ -142,7 +142,7 @@ function runClient(sc: Scene, opts: readonly string[], ro: RunOpts = {}): Promis
   const args = [...opts, "-e", rshArg(), `--rsync-path=${evilPath(!ro.noExec)}`, `${FAKE_HOST}:${ro.source ?? "src/"}`, `${sc.dest}/`];
   const [cmd, pre] = ro.native
     ? [rsyncPath, [] as string[]]
-    : ["node", ["--max-semi-space-size=2", join(BUILD, ro.rss ? "rss.mjs" : "src/cli/main.js")]];
+    : ["node", ["--max-semi-space-size=2", join(BUILD, ro.rss ? "rss.mjs" : "src/cli/bin.js")]];
   const t0 = Date.now();
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, [...pre, ...args], {

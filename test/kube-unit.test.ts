@@ -269,7 +269,7 @@ current-context: a
 `;
 
   it("the build's bundle is what the built code loads, without the generated API clients, and it applies auth as the whole package does", async () => {
-    // dist/ is what `npm install` built (scripts/bundle-kube-deps.mjs made the bundle).
+    // dist/ is what `npm install` built (scripts/bundle.mjs made the bundle).
     const built = (await import("../dist/kube/deps.js" as string)) as typeof import("../src/kube/deps.js");
     expect(built.kubeDepsSource).toBe("bundle");
     const Slim = built.KubeConfig;

@@ -1,7 +1,5 @@
-#!/usr/bin/env -S node --max-semi-space-size=2
-// The krsync command: rsync's command line over the library API, printing what rsync prints.
-// The shebang asks for a small young generation: a transfer streams through short-lived
-// buffers, and V8's default semi-spaces (16 MiB each) would hold tens of MiB of garbage.
+// The krsync command: rsync's command line over the library API, printing what rsync prints
+// (cli/bin.ts runs it as the executable).
 import { localRole, sync, SyncError, type SyncOptions } from "../api.js";
 import type { ItemEvent, TransferStats } from "../engine/events.js";
 import { formatExitLine, RERR_SYNTAX, UsageError } from "../protocol/errcode.js";
@@ -155,19 +153,4 @@ function report(stats: TransferStats, cl: CommandLine): void {
     if (!o.stats) out("");
     out(formatSummary(stats, cl.humanReadable, o.dryRun));
   }
-}
-
-const isMain = process.argv[1] !== undefined && /(?:^|[/\\])main\.(?:js|ts)$/.test(process.argv[1]);
-if (isMain) {
-  main(process.argv.slice(2)).then(
-    (code) => {
-      // Exit once the output is written, even if something behind the remote shell lingers.
-      process.exitCode = code;
-      process.stdout.write("", () => process.stderr.write("", () => process.exit(code)));
-    },
-    (e) => {
-      err(`krsync: ${(e as Error).stack ?? e}`);
-      process.exitCode = 11;
-    },
-  );
 }

@@ -1,6 +1,6 @@
 // The libraries the Kubernetes code runs on: client-node's KubeConfig (kubeconfig loading and
 // every auth method it implements) and ws (the exec WebSocket). `npm run build` bundles both
-// into dist/kube/deps.bundle.js (scripts/bundle-kube-deps.mjs), one file that loads in well
+// into dist/kube/deps.bundle.js (scripts/bundle.mjs), one file that loads in well
 // under half the time of the ~150 files the packages are, without client-node's generated API
 // clients (config.js uses them only in makeApiClient, which krsync never calls). Where there is
 // no bundle (running from src/, or built without the bundler), the packages are imported.
@@ -15,7 +15,7 @@ interface KubeDeps {
 }
 
 async function load(): Promise<KubeDeps & { source: "bundle" | "packages" }> {
-  const bundle = new URL("./deps.bundle.js", import.meta.url);
+  const bundle = new URL("../kube/deps.bundle.js", import.meta.url);
   if (bundle.protocol === "file:" && existsSync(fileURLToPath(bundle))) {
     const m = (await import(bundle.href)) as KubeDeps;
     return { KubeConfig: m.KubeConfig, WebSocket: m.WebSocket, source: "bundle" };

@@ -6,21 +6,8 @@
 // For `zlib` (not `zlibx`) the bytes of every matched block also enter the history on both
 // sides, as if they had been sent as literal data, so later literals may refer back into them
 // (see WindowTail).
-import {
-  ZStream,
-  Z_BUF_ERROR,
-  Z_NO_FLUSH,
-  Z_OK,
-  Z_SYNC_FLUSH,
-  zlibDeflate,
-  zlibDeflateInit2,
-  zlibDeflateReset,
-  zlibDeflateSetDictionary,
-  zlibInflate,
-  zlibInflateInit2,
-  zlibInflateReset,
-  zlibInflateSetDictionary,
-} from "pako";
+import { createRequire } from "node:module";
+import type * as Pako from "pako";
 import type { TokenEvent, TokenReader, TokenWriter } from "./token.js";
 import {
   CHUNK_SIZE,
@@ -47,6 +34,18 @@ const MEM_LEVEL = 8;
 const Z_DEFAULT_STRATEGY = 0;
 /** The deflate window: older history can never be referred to. */
 const WINDOW_SIZE = 1 << 15;
+// zlib.h's return and flush codes.
+const Z_OK = 0;
+const Z_BUF_ERROR = -5;
+const Z_NO_FLUSH = 0;
+const Z_SYNC_FLUSH = 2;
+
+/** pako, loaded on first use: setting up its module costs every run start-up time, and only
+ *  the zlib and zlibx token formats need it. */
+let pakoLib: typeof Pako | undefined;
+function pako(): typeof Pako {
+  return (pakoLib ??= createRequire(import.meta.url)("pako") as typeof Pako);
+}
 
 interface InflateInternals {
   mode: number;
@@ -55,7 +54,12 @@ interface InflateInternals {
 
 /** pako keeps zlib's inflate state machine; its "waiting for a stored block's LEN/NLEN at a
  *  byte boundary" mode (zlib inflateSyncPoint) is found by running a sync flush through it. */
-const STORED_MODE: number = (() => {
+let storedModeValue: number | undefined;
+function storedMode(): number {
+  return (storedModeValue ??= findStoredMode());
+}
+function findStoredMode(): number {
+  const { ZStream, zlibDeflate, zlibDeflateInit2, zlibInflate, zlibInflateInit2 } = pako();
   const d = new ZStream();
   zlibDeflateInit2(d, 6, Z_DEFLATED, WINDOW_BITS, MEM_LEVEL, Z_DEFAULT_STRATEGY, true);
   d.input = Uint8Array.of(1, 2, 3);
@@ -75,7 +79,7 @@ const STORED_MODE: number = (() => {
   i.avail_out = 64;
   zlibInflate(i, Z_NO_FLUSH);
   return (i.state as InflateInternals).mode;
-})();
+}
 
 function streamError(msg: string): ProtocolError {
   return new ProtocolError(msg, RERR_STREAMIO);
@@ -138,7 +142,7 @@ class WindowTail {
 /** token.c recv_deflated_token + see_deflate_token. */
 class DeflateTokenReader implements TokenReader {
   readonly needsMatchData: boolean;
-  private readonly strm = new ZStream();
+  private readonly strm = new (pako().ZStream)();
   private readonly cbuf = new Uint8Array(MAX_DATA_COUNT);
   private readonly dbuf = new Uint8Array(CHUNK_SIZE);
   private readonly tail: WindowTail;
@@ -154,7 +158,7 @@ class DeflateTokenReader implements TokenReader {
   constructor(mode: "zlib" | "zlibx", protocol: number) {
     this.needsMatchData = mode === "zlib";
     this.tail = new WindowTail(protocol);
-    if (zlibInflateInit2(this.strm, WINDOW_BITS) !== Z_OK) throw new Error("inflate init failed");
+    if (pako().zlibInflateInit2(this.strm, WINDOW_BITS) !== Z_OK) throw new Error("inflate init failed");
   }
 
   next(c: Cursor): TokenEvent {
@@ -176,7 +180,7 @@ class DeflateTokenReader implements TokenReader {
           c.pos += 2 + n;
           consumed = true;
           const owed = this.tail.take();
-          if (owed && zlibInflateSetDictionary(this.strm, owed) !== Z_OK) throw new Error("inflateSetDictionary failed");
+          if (owed && pako().zlibInflateSetDictionary(this.strm, owed) !== Z_OK) throw new Error("inflateSetDictionary failed");
           const s = this.strm;
           s.input = this.cbuf;
           s.next_in = 0;
@@ -190,7 +194,7 @@ class DeflateTokenReader implements TokenReader {
         if (flag === END_FLAG) {
           this.endOfData();
           c.pos += 1;
-          zlibInflateReset(this.strm);
+          pako().zlibInflateReset(this.strm);
           this.tail.clear();
           this.rxToken = 0;
           return { kind: "end" };
@@ -215,7 +219,7 @@ class DeflateTokenReader implements TokenReader {
     s.output = this.dbuf;
     s.next_out = 0;
     s.avail_out = this.dbuf.length;
-    const r = zlibInflate(s, Z_NO_FLUSH);
+    const r = pako().zlibInflate(s, Z_NO_FLUSH);
     const n = s.next_out;
     if (r === Z_BUF_ERROR && n === 0) {
       this.inflating = false;
@@ -234,7 +238,7 @@ class DeflateTokenReader implements TokenReader {
   private endOfData(): void {
     if (!this.afterData) return;
     const st = this.strm.state as InflateInternals;
-    if (st.mode !== STORED_MODE || st.bits !== 0) throw streamError("decompressor lost sync!");
+    if (st.mode !== storedMode() || st.bits !== 0) throw streamError("decompressor lost sync!");
     this.feed(SYNC_MARKER, SYNC_MARKER.length);
     this.afterData = false;
   }
@@ -248,7 +252,7 @@ class DeflateTokenReader implements TokenReader {
       s.output = this.dbuf;
       s.next_out = 0;
       s.avail_out = this.dbuf.length;
-      const r = zlibInflate(s, Z_SYNC_FLUSH);
+      const r = pako().zlibInflate(s, Z_SYNC_FLUSH);
       if (r !== Z_OK && r !== Z_BUF_ERROR) throw streamError(`inflate (token) returned ${r}`);
     } while (s.avail_in !== 0 || s.avail_out === 0);
   }
@@ -266,7 +270,7 @@ class DeflateTokenReader implements TokenReader {
  *  spread over literal() / match() / end(). */
 class DeflateTokenWriter implements TokenWriter {
   readonly needsMatchData: boolean;
-  private readonly strm = new ZStream();
+  private readonly strm = new (pako().ZStream)();
   private readonly runs = new RunEncoder();
   /** Packet buffer: 2 header bytes, then up to MAX_DATA_COUNT compressed bytes. */
   private readonly obuf = new Uint8Array(MAX_DATA_COUNT + 2);
@@ -293,7 +297,7 @@ class DeflateTokenWriter implements TokenWriter {
     this.tail = new WindowTail(protocol);
     this.discard = new Uint8Array(this.needsMatchData && exactHistory ? AVAIL_OUT : 0);
     // zlib's classic hash, so the output is byte-for-byte what rsync's zlib produces.
-    if (zlibDeflateInit2(this.strm, level, Z_DEFLATED, WINDOW_BITS, MEM_LEVEL, Z_DEFAULT_STRATEGY, true) !== Z_OK) {
+    if (pako().zlibDeflateInit2(this.strm, level, Z_DEFLATED, WINDOW_BITS, MEM_LEVEL, Z_DEFAULT_STRATEGY, true) !== Z_OK) {
       throw new Error("compression init failed");
     }
   }
@@ -332,7 +336,7 @@ class DeflateTokenWriter implements TokenWriter {
     this.runs.end(out);
     this.closeLiteral(out);
     out.byte(END_FLAG);
-    zlibDeflateReset(this.strm);
+    pako().zlibDeflateReset(this.strm);
     this.tail.clear();
   }
 
@@ -363,7 +367,7 @@ class DeflateTokenWriter implements TokenWriter {
         }
       }
       if (last) this.flushing = true;
-      const r = zlibDeflate(s, this.flushing ? Z_SYNC_FLUSH : Z_NO_FLUSH);
+      const r = pako().zlibDeflate(s, this.flushing ? Z_SYNC_FLUSH : Z_NO_FLUSH);
       if (r !== Z_OK) throw new Error(`deflate returned ${r}`);
       if (last || s.avail_out === 0) {
         let n = MAX_DATA_COUNT - s.avail_out;
@@ -396,7 +400,7 @@ class DeflateTokenWriter implements TokenWriter {
 
   private addHistory(): void {
     const owed = this.tail.take();
-    if (owed && zlibDeflateSetDictionary(this.strm, owed) !== Z_OK) throw new Error("deflateSetDictionary failed");
+    if (owed && pako().zlibDeflateSetDictionary(this.strm, owed) !== Z_OK) throw new Error("deflateSetDictionary failed");
   }
 
   /** rsync's way, byte for byte: built against a stock zlib (no Z_INSERT_ONLY) it deflates the
@@ -411,7 +415,7 @@ class DeflateTokenWriter implements TokenWriter {
       s.output = this.discard;
       s.next_out = 0;
       s.avail_out = this.discard.length;
-      const r = zlibDeflate(s, Z_SYNC_FLUSH);
+      const r = pako().zlibDeflate(s, Z_SYNC_FLUSH);
       if (r !== Z_OK) throw new Error(`deflate on token returned ${r} (${s.avail_in} bytes left)`);
     } while (s.avail_in !== 0 || s.avail_out === 0);
   }

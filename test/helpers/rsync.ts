@@ -9,7 +9,7 @@ export interface RunOptions {
   cwd?: string;
   /** Extra environment (merged over process.env). */
   env?: NodeJS.ProcessEnv;
-  /** Command to run instead of native rsync, e.g. ["node", "dist/cli/main.js"]. */
+  /** Command to run instead of native rsync, e.g. ["node", "dist/cli/krsync.js"]. */
   bin?: readonly string[];
   /** Kill the process after this many ms (default 300 000). */
   timeoutMs?: number;
