@@ -111,6 +111,41 @@ export async function runMicro(o = {}) {
     add("RollingChecksum.roll", r / MB, "MB/s", "700 B window, per byte");
   }
 
+  // The sender's whole search (match.c hash_search, BlockMatcher over its wasm buffer) on a
+  // file of 8 MB against the sums of a basis, blocks sized as the generator sizes them: with
+  // no block in common (every offset rolled and looked up: the rolling checksum's throughput
+  // as the sender runs it) and with every block in place (a weak hit, a strong sum and a jump).
+  {
+    const match = await load("delta/match.js");
+    const sizes = await load("delta/sumsizes.js");
+    await checksum.initChecksums();
+    const summer = await checksum.createBlockSummer("xxh128", 31, 0x5eed1234);
+    const basis = data;
+    const head = sizes.sumSizes(basis.length, 31, { digestLength: 16, csumLength: 16 });
+    const sum1 = new Uint32Array(head.count);
+    const sum2 = new Uint8Array(head.count * head.s2length);
+    for (let i = 0; i < head.count; i++) {
+      const off = i * head.blength;
+      const len = Math.min(head.blength, basis.length - off);
+      sum1[i] = rolling.weakChecksum(basis, off, len);
+      sum2.set(summer(basis, off, len).subarray(0, head.s2length), i * head.s2length);
+    }
+    const other = new Rng(6).fill(new Uint8Array(basis.length));
+    const piece = 1 << 20;
+    for (const [label, src] of [["no block matches", other], ["every block matches", basis]]) {
+      const r = rate(
+        () => {
+          const m = new match.BlockMatcher(head, { sum1, sum2 }, summer);
+          for (let p = 0; p < src.length; p += piece) m.push(src.subarray(p, p + piece));
+          m.finish();
+        },
+        src.length,
+        ms,
+      );
+      add(`BlockMatcher, ${label}`, r / MB, "MB/s", `the sender's search, ${head.blength} B blocks`);
+    }
+  }
+
   // Strong block sums, as the generator (and the sender on a weak hit) computes them.
   const types = ["md4", "md5", "sha1", "xxh64", "xxh3", "xxh128"];
   for (const type of types) {
