@@ -232,10 +232,10 @@ function fmt(v) {
  * Process start-up: `krsync --version` (node + loading the CLI), a bare `node -e 0`, and
  * `rsync --version` — the fixed cost under every small transfer. Median wall ms of `runs`.
  */
-export async function runStartup({ krsyncMain, rsync, runs = 5, log = () => {} }) {
+export async function runStartup({ krsync, rsync, runs = 5, log = () => {} }) {
   const { run, median } = await import("./measure.mjs");
   const cases = [
-    ["start-up: krsync --version", [process.execPath, krsyncMain, "--version"]],
+    ["start-up: krsync --version", [...krsync, "--version"]],
     ["start-up: node -e 0", [process.execPath, "-e", "0"]],
     ["start-up: rsync --version", [rsync, "--version"]],
   ];

@@ -19,7 +19,7 @@ const ROOT = resolve(BENCH_DIR, "..");
 
 export const FULL = { files: 20000, totalMB: 1000, bigMB: 1000 };
 export const QUICK = { files: 2000, totalMB: 100, bigMB: 100 };
-const DEFAULT_RUNS = { initial: 3, nochange: 5, delta: 5, big: 5, local: 3 };
+const DEFAULT_RUNS = { initial: 3, nochange: 5, delta: 5, big: 7, local: 3 };
 const QUICK_RUNS = { initial: 3, nochange: 3, delta: 3, big: 3, local: 3 };
 const SEED = 1;
 
@@ -27,7 +27,7 @@ const HELP = `usage: node bench/run.mjs [options]      (npm run bench -- [option
   --quick               ${QUICK.files} files / ${QUICK.totalMB} MB tree, ${QUICK.bigMB} MB big file (default: ${FULL.files} / ${FULL.totalMB} MB, ${FULL.bigMB} MB)
   --scenario NAME       run only this scenario (repeatable, or comma-separated); --list names them
   --files N --mb N --big-mb N   custom sizes (tree files, tree total MB, big file MB)
-  --runs N              runs per tool for every scenario (default 3; no-change and delta pulls and the big file 5, quick 3)
+  --runs N              runs per tool for every scenario (default 3; no-change and delta pulls 5, the big file 7, quick 3)
   --warmup N            unmeasured rounds (each tool once) before a scenario's runs (default 1)
   --no-micro            skip the micro-benchmarks      --micro-only   only the micro-benchmarks
   --micro-ms N          minimum time per micro-benchmark batch (default 250, quick 150)
@@ -254,7 +254,8 @@ export async function runBench(argv, io = {}) {
   const scratch = join(o.work, "run");
   mkdirSync(scratch, { recursive: true });
   const trees = lazyTrees(o.work, sizes, log);
-  const ctx = { krsyncMain, rsync, rsh, method, scratch, trees: () => trees, runs, warmup: o.warmup, verify: o.verify, log };
+  const krsync = existsSync(krsyncMain) ? krsyncArgv(krsyncMain) : [process.execPath, krsyncMain];
+  const ctx = { krsyncMain, krsync, rsync, rsh, method, scratch, trees: () => trees, runs, warmup: o.warmup, verify: o.verify, log };
 
   log(`bench: tree ${sizes.files} files / ${sizes.totalMB} MB, big file ${sizes.bigMB} MB; work dir ${o.work}`);
   log(`bench: RSS ${method.note}`);
@@ -280,7 +281,7 @@ export async function runBench(argv, io = {}) {
   if (o.micro || o.microOnly) {
     log("bench: micro-benchmarks");
     micro = await runMicro({ ms: o.microMs ?? (o.quick ? 150 : 250), log });
-    if (existsSync(krsyncMain)) micro.push(...(await runStartup({ krsyncMain, rsync, runs: o.runs ?? 5, log })));
+    if (existsSync(krsyncMain)) micro.push(...(await runStartup({ krsync, rsync, runs: o.runs ?? 5, log })));
   }
 
   const loadAtEnd = os.loadavg().map((x) => Math.round(x * 100) / 100);
@@ -331,4 +332,16 @@ if (invoked) {
       process.exitCode = 1;
     },
   );
+}
+
+/**
+ * How the bin runs as a user starts it: this node with the flags its first line gives node
+ * (`#!/usr/bin/env -S node --max-semi-space-size=2`), then the file. Run as `node FILE`, a
+ * figure would miss what those flags do (the young generation's size shows in peak RSS).
+ */
+export function krsyncArgv(main) {
+  const first = readFileSync(main, "utf8").split("\n", 1)[0] ?? "";
+  const words = first.startsWith("#!") ? first.slice(2).trim().split(/\s+/) : [];
+  const at = words.findIndex((w) => /(^|\/)node$/.test(w));
+  return [process.execPath, ...(at >= 0 ? words.slice(at + 1) : []), main];
 }

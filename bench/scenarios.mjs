@@ -56,6 +56,7 @@ export const SCENARIOS = [
  * Everything a scenario run needs.
  * @typedef {object} Ctx
  * @property {string} krsyncMain  path of dist/cli/krsync.js (the bin)
+ * @property {string[]} krsync     argv that runs it: node, the flags of its first line, the file
  * @property {string} rsync       native rsync (client and, via --rsync-path, server)
  * @property {string} rsh         -e value
  * @property {import("./measure.mjs").Method} method
@@ -70,7 +71,7 @@ export const SCENARIOS = [
 /** argv for a tool doing a transfer in a mode. */
 export function commandFor(ctx, tool, mode, src, dst, extra = []) {
   if (tool === "cp") return ["cp", "-a", src, dst];
-  const base = tool === "krsync" ? [process.execPath, ctx.krsyncMain] : [ctx.rsync];
+  const base = tool === "krsync" ? ctx.krsync : [ctx.rsync];
   const opts = ["-a", "--stats", ...extra];
   if (mode === "local") return [...base, ...opts, `${src}/`, `${dst}/`];
   const remote = ["-e", ctx.rsh, `--rsync-path=${ctx.rsync}`];
@@ -205,7 +206,7 @@ async function measureScenario(ctx, sc, trees, src, head, apiPod) {
       if (apiPod) {
         // Both are krsync pulling the pod's /data: through the API, or through fakersh.sh.
         argv = tool === "api"
-          ? [process.execPath, ctx.krsyncMain, "-a", "--stats", "pod/web-0:/data/", `${dst}/`]
+          ? [...ctx.krsync, "-a", "--stats", "pod/web-0:/data/", `${dst}/`]
           : commandFor(ctx, "krsync", "pull", apiPod.podData, dst, sc.args);
         if (tool === "api") env = apiPod.env;
       }

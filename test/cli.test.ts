@@ -50,6 +50,17 @@ describe("krsync CLI", () => {
     expect(readFileSync(join(w, "dst", "sub", "deep", "c"), "utf8")).toBe("c");
   });
 
+  it("krsync bench runs the harness of this checkout (--list, --help; a bad option exits 2)", async () => {
+    const l = await krsync(["bench", "--list"]);
+    expect(l.code, l.stderr).toBe(0);
+    expect(l.stdout).toMatch(/local-copy/);
+    expect(l.stdout).toMatch(/bigfile-push/);
+    const h = await krsync(["bench", "--help"]);
+    expect(h.code).toBe(0);
+    expect(h.stdout + h.stderr).toMatch(/--quick/);
+    expect((await krsync(["bench", "--frobnicate"])).code).toBe(2);
+  });
+
   it("an unknown option is a syntax error (exit 1) in rsync's words", async () => {
     const k = await krsync(["--no-such-option", "a", "b"]);
     const n = await native(["--no-such-option", "a", "b"]);

@@ -32,6 +32,9 @@ function err(line: string): void {
 
 export async function main(argv: string[]): Promise<number> {
   if (argv[0] === "--example") return runExample(argv.slice(1), main);
+  // `krsync bench`: the benchmark harness of a checkout, loaded only for it (a source or
+  // destination named "bench" is written ./bench).
+  if (argv[0] === "bench") return (await import("./bench.js")).runBench(argv.slice(1));
   let cl: CommandLine;
   try {
     cl = parseCommandLine(argv);

@@ -873,6 +873,7 @@ export function helpText(): string {
     "  or   krsync [OPTION]... [USER@]HOST::SRC [DEST]",
     "  or   krsync [OPTION]... rsync://[USER@]HOST[:PORT]/SRC [DEST]",
     "  or   krsync [OPTION]... [NAMESPACE/]TYPE/NAME:SRC [DEST]",
+    "  or   krsync bench [--quick] [--scenario NAME]... (krsync against native rsync; bench --help)",
     "TYPE is pod (po), deploy(ment), sts/statefulset, rs/replicaset, job or ds/daemonset.",
     "",
     "Options",
