@@ -2,7 +2,7 @@
 // resolves "krsync" to this package's own exports, as it would from node_modules), README's
 // call shape, the result compared with native rsync's copy of the same tree.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { tmpDir } from "./helpers/env.js";
@@ -19,6 +19,9 @@ describe.skipIf(!BUILT)("the krsync package", () => {
     mkdirSync(join(w, "src", "sub"), { recursive: true });
     writeFileSync(join(w, "src", "a.txt"), "alpha\n".repeat(500));
     writeFileSync(join(w, "src", "sub", "b.bin"), Buffer.alloc(70_000, 7));
+    // Past directory mtimes: rsync leaves a directory alone when only the sub-second part of its
+    // mtime differs, which a tree made this very second would hit.
+    for (const d of ["sub", "."]) utimesSync(join(w, "src", d), 1_600_000_000, 1_600_000_000);
     const script = `
       import { sync, SyncError } from "krsync";
       const seen = [];

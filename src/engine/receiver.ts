@@ -161,21 +161,120 @@ export async function runReceiver(ctx: ReceiveContext, sig: ReceiverSignals): Pr
 
 type ReceiveOutcome = "ok" | "redo" | "failed";
 
-/** Writes bytes sequentially (or at offsets with --inplace / -S), coalescing small pieces. */
-// One file is received at a time: its write and basis buffers are reused file after file.
+// One file is read off the wire at a time: its basis window (and, written in line, its write
+// buffer) is reused file after file.
 let sharedWriteBuf: Buffer | null = null;
 let sharedBasisBuf: Buffer | null = null;
 
+/**
+ * Write buffers of streamed files whose writes go through the thread pool (write-behind): the
+ * receiver goes on reading the stream — the rest of the file, the next file — while the bytes
+ * already received are written. At most `max` buffers are taken at once (a little over, for
+ * one step of the caller, who then waits for room()).
+ */
+class WriteBehind {
+  private readonly free: Buffer[] = [];
+  private taken = 0;
+  private waiters: (() => void)[] = [];
+
+  constructor(private readonly max: number) {}
+
+  get full(): boolean {
+    return this.taken >= this.max;
+  }
+
+  take(): Buffer {
+    this.taken++;
+    return this.free.pop() ?? Buffer.allocUnsafe(WRITE_BUF);
+  }
+
+  give(b: Buffer): void {
+    this.taken--;
+    this.free.push(b);
+    if (!this.full) for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** Resolves when a buffer may be taken again. */
+  room(): Promise<void> {
+    return this.full ? new Promise((resolve) => this.waiters.push(resolve)) : Promise.resolve();
+  }
+}
+
+/** Write-behind buffers of one receiver: 8 × 256 KiB in flight at most. */
+const WRITE_BEHIND_BUFFERS = 8;
+const writeBehind = new WriteBehind(WRITE_BEHIND_BUFFERS);
+
+/**
+ * Writes bytes sequentially (or at offsets with --inplace / -S), coalescing small pieces. With
+ * `behind`, full buffers are written on the thread pool at their offsets (pwrite): drain()
+ * waits for them, and nothing may close the descriptor before settle().
+ */
 class OutputFile {
-  private buf = (sharedWriteBuf ??= Buffer.allocUnsafe(WRITE_BUF));
+  private buf: Buffer;
   private len = 0;
   private bufStart = 0;
   offset = 0;
+  private readonly writes = new Set<Promise<void>>();
+  private failure: Error | null = null;
 
   constructor(
     readonly fd: number | null,
     private readonly sparse: boolean,
-  ) {}
+    private readonly behind: WriteBehind | null = null,
+  ) {
+    this.buf = behind && fd !== null ? behind.take() : (sharedWriteBuf ??= Buffer.allocUnsafe(WRITE_BUF));
+  }
+
+  /** The write-behind buffers are all taken: wait for room() before writing more. */
+  get mustWait(): boolean {
+    return this.behind !== null && this.behind.full;
+  }
+
+  room(): Promise<void> {
+    return this.behind ? this.behind.room() : Promise.resolve();
+  }
+
+  /** Every write so far done; throws the first write error. */
+  async drain(): Promise<void> {
+    this.flush();
+    while (this.writes.size > 0) await Promise.all(this.writes);
+    this.release();
+    if (this.failure) throw this.failure;
+  }
+
+  /** Every write so far finished, failed or not (before the descriptor is closed). */
+  async settle(): Promise<void> {
+    while (this.writes.size > 0) await Promise.all(this.writes);
+    this.len = 0; // what was not flushed is not kept
+    this.release();
+  }
+
+  /** The buffer being filled goes back to the pool. */
+  private release(): void {
+    if (this.behind && this.fd !== null && this.len === 0 && this.buf.length > 0) {
+      this.behind.give(this.buf);
+      this.buf = Buffer.alloc(0);
+    }
+  }
+
+  /** buf[0, n) to the file at pos on the thread pool; buf goes back to the pool after. */
+  private submit(buf: Buffer, n: number, pos: number): void {
+    const fd = this.fd!;
+    const behind = this.behind!;
+    const p = new Promise<void>((resolve) => {
+      const step = (done: number) => {
+        fs.write(fd, buf, done, n - done, pos + done, (e, w) => {
+          if (e) this.failure ??= e;
+          else if (done + w < n) return step(done + w);
+          this.writes.delete(p);
+          behind.give(buf);
+          resolve();
+        });
+      };
+      step(0);
+    });
+    this.writes.add(p);
+  }
 
   write(data: Uint8Array): void {
     if (this.fd === null) {
@@ -214,7 +313,14 @@ class OutputFile {
     if (this.len === 0) return;
     const n = this.len;
     this.len = 0;
-    this.writeAt(this.buf.subarray(0, n), this.bufStart);
+    if (this.behind && this.fd !== null) {
+      if (this.failure) throw this.failure;
+      const full = this.buf;
+      this.buf = this.behind.take();
+      this.submit(full, n, this.bufStart);
+    } else {
+      this.writeAt(this.buf.subarray(0, n), this.bufStart);
+    }
     this.bufStart = this.offset;
   }
 
@@ -332,7 +438,9 @@ async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean, w
         failure = `mkstemp "${name}" failed: ${(e as Error).message}`;
       }
     }
-    writer = new OutputFile(out, opts.sparse && !inplace);
+    // A streamed file's bytes are written behind (thread pool) while the stream is read on;
+    // not in place (its blocks are read back from the file being written) nor sparse.
+    writer = new OutputFile(out, opts.sparse && !inplace, !handed && !inplace && !opts.sparse ? writeBehind : null);
     const basisReader =
       inplace && out !== null
         ? new BasisReader(out, fs.fstatSync(out).size)
@@ -359,6 +467,7 @@ async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean, w
         summer.update(ev.data);
         ctx.stats.literalData += ev.data.length;
         writer.write(ev.data);
+        if (writer.mustWait) await writer.room();
         continue;
       }
       if (ev.index < 0 || ev.count < 1 || ev.index + ev.count > head.count) {
@@ -384,6 +493,7 @@ async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean, w
         if (inplace && off === writer.offset) writer.skip(len);
         else writer.write(block);
       }
+      if (writer.mustWait) await writer.room();
     }
     writer.flush();
     const sum = await conn.in.readBytes(ctx.xferSumLen);
@@ -392,6 +502,10 @@ async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean, w
       ctx.stats.literalData += handed.size;
       wireDone();
       if (out !== null) shortRead = await copyHanded(ctx, handed, writer, opts.sparse || opts.inplace);
+    } else {
+      // The next request is read while this file's last writes finish.
+      wireDone();
+      await writer.drain();
     }
     interrupted = false;
     // A handed file never passed through the stream: its checksum field is not one (see
@@ -446,13 +560,16 @@ async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean, w
     let keep = false;
     if (tmp && out !== null && writer && opts.partial && interrupted) {
       try {
-        writer.flush();
+        await writer.drain();
         keep = writer.offset > 0;
         if (keep) fs.futimesSync(out, 0, 0);
       } catch {
         keep = false;
       }
     }
+    // No write may still be pending on the descriptor when it is closed (its number could be
+    // reused by the next open).
+    if (writer) await writer.settle();
     if (out !== null) closeQuiet(out);
     if (tmp) {
       if (keep) {
