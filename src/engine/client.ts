@@ -35,6 +35,8 @@ export interface PullRequest {
   destination: string;
   /** Protocol we announce. */
   protocol: number;
+  /** Over a daemon: the protocol its greeting agreed on (no binary version exchange). */
+  agreedProtocol?: number | undefined;
   /** Whether we sent the 'v' capability (string negotiation, varint flags). */
   sentNegotiation: boolean;
   events: SyncEvents;
@@ -90,6 +92,7 @@ async function pull(conn: Connection, req: PullRequest, started: number): Promis
   const { protocol, compat, compression, seed, sums, xferSumLen } = await clientSetup(conn, {
     protocol: req.protocol,
     opts,
+    agreedProtocol: req.agreedProtocol,
   });
   stats.protocol = protocol;
   stats.compression = compression;

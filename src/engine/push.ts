@@ -25,6 +25,8 @@ export interface PushRequest {
   sources: string[];
   /** Protocol we announce. */
   protocol: number;
+  /** Over a daemon: the protocol its greeting agreed on (no binary version exchange). */
+  agreedProtocol?: number | undefined;
   events: SyncEvents;
   signal?: AbortSignal;
   /** --timeout seconds (0 = never). */
@@ -204,7 +206,7 @@ export async function runPush(stream: ByteStream, req: PushRequest): Promise<Pus
   req.signal?.addEventListener("abort", abort, { once: true });
   try {
     const stats = emptyStats();
-    const setup = await clientSetup(conn, { protocol: req.protocol, opts });
+    const setup = await clientSetup(conn, { protocol: req.protocol, opts, agreedProtocol: req.agreedProtocol });
     const { protocol } = setup;
     stats.protocol = protocol;
     stats.compression = setup.compression;
