@@ -2,7 +2,7 @@
 // from the locations, builds the transport (remote shell, rsync daemon, Kubernetes), and runs
 // the engine over it. listModules({ source }) is `rsync rsync://HOST/`.
 import { defaultTransferOptions, MAX_PROTOCOL, type TransferOptions } from "./protocol/options.js";
-import { RERR_STARTCLIENT, RERR_STREAMIO, RERR_SYNTAX, RERR_UNSUPPORTED, UsageError } from "./protocol/errcode.js";
+import { RERR_SOCKETIO, RERR_STARTCLIENT, RERR_STREAMIO, RERR_SYNTAX, RERR_UNSUPPORTED, UsageError } from "./protocol/errcode.js";
 import { ProtocolError } from "./protocol/wire.js";
 import { serverArgs, CLIENT_CAPABILITIES } from "./protocol/serverargs.js";
 import { parseLocation, type Location } from "./transport/location.js";
@@ -295,7 +295,13 @@ function toSyncError(e: unknown, remoteCode: number | null, failure: string, rol
   const who = role === "sender" ? "[sender]" : "[Receiver]";
   if (e instanceof SyncError) return e;
   if (e instanceof DaemonError) return new SyncError(e.message, e.exitCode, e.bare);
-  const err = e as Error & { exitCode?: number };
+  const err = e as Error & { exitCode?: number; peerExit?: number; code?: string };
+  // A socket the daemon reset after its error (io.c: "read error: Connection reset by peer"):
+  // the daemon's own exit code, when it sent one, says more (RERR_SOCKETIO otherwise).
+  if (err.code === "ECONNRESET" || err.code === "EPIPE") {
+    const text = err.code === "EPIPE" ? "write error: Broken pipe (32)" : "read error: Connection reset by peer (104)";
+    return new SyncError(`${who} ${text}`, err.peerExit ?? RERR_SOCKETIO);
+  }
   if (err instanceof UsageError) return new SyncError(err.message, err.exitCode);
   if (err.name === "AbortedError") return new SyncError(err.message, 20);
   if (err.name === "TimeoutError") return new SyncError(err.message, 30);
@@ -308,7 +314,8 @@ function toSyncError(e: unknown, remoteCode: number | null, failure: string, rol
     }
     if (/connection unexpectedly closed/.test(err.message)) {
       // The peer's own exit code says more than "the stream ended" (rsync: wait_process).
-      const peerCode = remoteCode !== null && (remoteCode >= 124 || (remoteCode >= 1 && remoteCode <= 35)) ? remoteCode : RERR_STREAMIO;
+      const peerCode =
+        remoteCode !== null && (remoteCode >= 124 || (remoteCode >= 1 && remoteCode <= 35)) ? remoteCode : ((e as { peerExit?: number }).peerExit ?? RERR_STREAMIO);
       return new SyncError(`${err.message} ${who}`, peerCode);
     }
     return new SyncError(`protocol error: ${err.message}`, err.exitCode);
@@ -394,6 +401,8 @@ async function openDaemon(
     }
     return { transport, protocol: r.protocol };
   } catch (e) {
+    // A socket has no exit status to wait for (and, paused, would not keep Node running).
+    if (transport instanceof SocketTransport) transport.kill();
     throw await failed(transport, e, amSender ? "sender" : "receiver");
   }
 }

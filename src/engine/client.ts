@@ -71,9 +71,17 @@ export async function runPull(stream: ByteStream, req: PullRequest): Promise<Pul
   }
   try {
     return await pull(conn, req, started);
+  } catch (e) {
+    throw withPeerExit(e, conn);
   } finally {
     if (timer) clearInterval(timer);
   }
+}
+
+/** A failed run keeps the code of the peer's MSG_ERROR_EXIT, if one came (`peerExit`). */
+export function withPeerExit(e: unknown, conn: Connection): unknown {
+  if (conn.peerExit !== undefined && e instanceof Error) Object.assign(e, { peerExit: conn.peerExit });
+  return e;
 }
 
 export class TimeoutError extends Error {
