@@ -139,10 +139,12 @@ describe("daemon: what is printed, exit codes", () => {
 
   it("HOST::MODULE/PATH with --port pulls a sub-directory as rsync does", async () => {
     const w = tmpDir("dport-");
-    const { n, k } = await both(["-a", `--port=${d.port}`, "127.0.0.1::ro/hardlinks", join(w, "{N}")]);
+    const { n, k } = await both(["-aH", `--port=${d.port}`, "127.0.0.1::ro/hardlinks", join(w, "{N}")]);
     expect(n.code, n.stderr).toBe(0);
     expect(k.code, k.stderr).toBe(0);
-    expect(compare(join(w, "native"), join(w, "krsync"))).toEqual([]);
+    // No trailing slash: the directory itself arrives inside the destination.
+    expect(compare(join(w, "native", "hardlinks"), join(w, "krsync", "hardlinks"))).toEqual([]);
+    expect(compare(join(d.path("ro"), "hardlinks"), join(w, "krsync", "hardlinks"))).toEqual([]);
   });
 
   it("the password from RSYNC_PASSWORD: pull and push", async () => {
