@@ -2,7 +2,7 @@
 // from the locations, builds the transport (remote shell, rsync daemon, Kubernetes), and runs
 // the engine over it. listModules({ source }) is `rsync rsync://HOST/`.
 import { defaultTransferOptions, MAX_PROTOCOL, type TransferOptions } from "./protocol/options.js";
-import { RERR_SOCKETIO, RERR_STARTCLIENT, RERR_STREAMIO, RERR_SYNTAX, RERR_UNSUPPORTED, UsageError } from "./protocol/errcode.js";
+import { RERR_SOCKETIO, RERR_STARTCLIENT, RERR_STREAMIO, RERR_SYNTAX, RERR_UNSUPPORTED, strerror, UsageError } from "./protocol/errcode.js";
 import { ProtocolError } from "./protocol/wire.js";
 import { serverArgs, CLIENT_CAPABILITIES } from "./protocol/serverargs.js";
 import { parseLocation, type Location } from "./transport/location.js";
@@ -299,8 +299,7 @@ function toSyncError(e: unknown, remoteCode: number | null, failure: string, rol
   // A socket the daemon reset after its error (io.c: "read error: Connection reset by peer"):
   // the daemon's own exit code, when it sent one, says more (RERR_SOCKETIO otherwise).
   if (err.code === "ECONNRESET" || err.code === "EPIPE") {
-    const text = err.code === "EPIPE" ? "write error: Broken pipe (32)" : "read error: Connection reset by peer (104)";
-    return new SyncError(`${who} ${text}`, err.peerExit ?? RERR_SOCKETIO);
+    return new SyncError(`${who} ${err.code === "EPIPE" ? "write" : "read"} error: ${strerror(err)}`, err.peerExit ?? RERR_SOCKETIO);
   }
   if (err instanceof UsageError) return new SyncError(err.message, err.exitCode);
   if (err.name === "AbortedError") return new SyncError(err.message, 20);

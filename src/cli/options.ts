@@ -9,7 +9,7 @@
 
 import { readFileSync } from "node:fs";
 import { defaultTransferOptions, MAX_PROTOCOL, MIN_PROTOCOL, type TransferOptions } from "../protocol/options.js";
-import { RERR_FILEIO, RERR_PROTOCOL, RERR_SYNTAX, RERR_UNSUPPORTED, UsageError } from "../protocol/errcode.js";
+import { RERR_FILEIO, RERR_PROTOCOL, RERR_SYNTAX, RERR_UNSUPPORTED, strerror, UsageError } from "../protocol/errcode.js";
 
 export { UsageError } from "../protocol/errcode.js";
 
@@ -143,21 +143,6 @@ function readFilterFile(st: State, file: string, include: boolean): void {
     if (line === "" || line[0] === ";" || line[0] === "#") continue;
     addFilterRule(st, oldStyleRule(line, include));
   }
-}
-
-const ERRNO_TEXT: Record<string, string> = {
-  ENOENT: "No such file or directory",
-  EACCES: "Permission denied",
-  EISDIR: "Is a directory",
-  ENOTDIR: "Not a directory",
-  ELOOP: "Too many levels of symbolic links",
-  EPERM: "Operation not permitted",
-  ENAMETOOLONG: "File name too long",
-};
-
-function strerror(err: NodeJS.ErrnoException): string {
-  const text = (err.code && ERRNO_TEXT[err.code]) || err.code || err.message;
-  return typeof err.errno === "number" ? `${text} (${Math.abs(err.errno)})` : text;
 }
 
 // options.c long_options, in its order. Every rsync option is listed so that an option krsync

@@ -22,7 +22,7 @@ import {
   MAX_DAEMON_LINE,
   MAX_MOTD_LINES,
 } from "../protocol/daemon.js";
-import { RERR_CONTIMEOUT, RERR_SOCKETIO, RERR_SYNTAX, RERR_TIMEOUT } from "../protocol/errcode.js";
+import { RERR_CONTIMEOUT, RERR_SOCKETIO, RERR_SYNTAX, RERR_TIMEOUT, strerror } from "../protocol/errcode.js";
 import type { Transport, TransportExit } from "./transport.js";
 
 /** A transport over a connected TCP socket to a daemon. */
@@ -52,16 +52,6 @@ export class SocketTransport implements Transport {
     this.socket.destroy();
   }
 }
-
-// strerror texts and Linux errno values for what a connect commonly fails with.
-const CONNECT_ERRORS: Readonly<Record<string, [string, number]>> = {
-  ECONNREFUSED: ["Connection refused", 111],
-  ECONNRESET: ["Connection reset by peer", 104],
-  EHOSTUNREACH: ["No route to host", 113],
-  ENETUNREACH: ["Network is unreachable", 101],
-  ETIMEDOUT: ["Connection timed out", 110],
-  EADDRNOTAVAIL: ["Cannot assign requested address", 99],
-};
 
 export interface SocketSpec {
   host: string;
@@ -95,9 +85,8 @@ export function connectDaemonSocket(spec: SocketSpec): Promise<net.Socket> {
         reject(new DaemonError(`getaddrinfo: ${spec.host} ${spec.port}: Name or service not known`, RERR_SOCKETIO));
         return;
       }
-      const [text, errno] = CONNECT_ERRORS[e.code ?? ""] ?? [e.message, 0];
       const addr = (e as { address?: string }).address ?? spec.host;
-      reject(new DaemonError(`failed to connect to ${spec.host} (${addr}): ${text}${errno ? ` (${errno})` : ""}`, RERR_SOCKETIO));
+      reject(new DaemonError(`failed to connect to ${spec.host} (${addr}): ${strerror(e)}`, RERR_SOCKETIO));
     });
   });
 }
@@ -273,7 +262,7 @@ export function readPasswordFile(file: string): string {
       // to the daemon); krsync refuses every symlink here.
       fd = openSync(file, fsc.O_RDONLY | fsc.O_NOFOLLOW);
     } catch (e) {
-      throw new DaemonError(`could not open password file ${file}: ${errnoText(e as NodeJS.ErrnoException)}`, RERR_SYNTAX);
+      throw new DaemonError(`could not open password file ${file}: ${strerror(e)}`, RERR_SYNTAX);
     }
     try {
       const st = fstatSync(fd);
@@ -290,15 +279,4 @@ export function readPasswordFile(file: string): string {
   const pass = passwordFromFile(content);
   if (pass === undefined) throw new DaemonError(`ERROR: failed to read a password from ${file}`, RERR_SYNTAX, true);
   return pass;
-}
-
-function errnoText(e: NodeJS.ErrnoException): string {
-  const texts: Record<string, [string, number]> = {
-    ENOENT: ["No such file or directory", 2],
-    EACCES: ["Permission denied", 13],
-    ELOOP: ["Too many levels of symbolic links", 40],
-    EISDIR: ["Is a directory", 21],
-  };
-  const t = texts[e.code ?? ""];
-  return t ? `${t[0]} (${t[1]})` : e.message;
 }
