@@ -4,7 +4,8 @@
 // mtimes, owners, link targets and hard-link groups, at every protocol 27..32. Then what is
 // printed and the exit codes: the module list, the MOTD, an unknown module, passwords (right,
 // wrong, RSYNC_PASSWORD, --password-file), HOST::MODULE with --port, the daemon over a remote
-// shell (-e), and a hostile daemon (tests/fake servers in this process).
+// shell (-e), --contimeout, and a hostile daemon (tests/fake servers in this process).
+import { spawn } from "node:child_process";
 import { chmodSync, writeFileSync } from "node:fs";
 import * as net from "node:net";
 import { join } from "node:path";
@@ -214,6 +215,31 @@ describe("daemon: what is printed, exit codes", () => {
     expect(n.code).toBe(10);
     expect(k.code).toBe(10);
     expect(k.stderr).toContain(`failed to connect to 127.0.0.1 (127.0.0.1): Connection refused (111)`);
+  });
+});
+
+describe("--contimeout", () => {
+  it("a listener that never accepts (its backlog full): exit code 35 after the timeout, as rsync's", async () => {
+    // Python's listen(0) without accept(): once the backlog is taken, SYNs go unanswered.
+    const py = spawn("python3", ["-c", "import socket,time\ns=socket.socket();s.bind(('127.0.0.1',0));s.listen(0);print(s.getsockname()[1],flush=True);time.sleep(60)"], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const held: net.Socket[] = [];
+    try {
+      const port = await new Promise<number>((resolve) => py.stdout!.once("data", (b: Buffer) => resolve(Number(String(b).trim()))));
+      for (let i = 0; i < 4; i++) held.push(net.connect({ host: "127.0.0.1", port }).on("error", () => {}));
+      await new Promise((r) => setTimeout(r, 300));
+      const w = tmpDir("dcontimeout-");
+      const started = Date.now();
+      const { n, k } = await both(["--contimeout=1", `rsync://127.0.0.1:${port}/m/`, join(w, "{N}")]);
+      expect(n.code).toBe(35);
+      expect(k.code).toBe(35);
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(k.stderr).toContain("timeout waiting for daemon connection (code 35)");
+    } finally {
+      for (const h of held) h.destroy();
+      py.kill();
+    }
   });
 });
 
