@@ -47,7 +47,8 @@ beforeAll(async () => {
     { name: "ro", comment: "the base tree", readOnly: true },
     { name: "mutated", comment: "the mutated tree", readOnly: true },
     { name: "rw", readOnly: false },
-    { name: "secret", comment: "needs a password", readOnly: false, secrets: { alice: PASSWORD } },
+    { name: "secret", comment: "needs a password", readOnly: true, secrets: { alice: PASSWORD } },
+    { name: "secretrw", comment: "needs a password, writable", readOnly: false, secrets: { alice: PASSWORD } },
   ]);
   url = `rsync://127.0.0.1:${d.port}`;
   buildNastyTree(d.path("ro"), { variant: "base", root: ROOT, bigFileMB: BIG_MB });
@@ -72,7 +73,8 @@ describe.each(PROTOCOLS)("daemon pull at protocol %i", (protocol) => {
     // The MOTD is printed as rsync prints it.
     expect(k.stdout).toBe(n.stdout);
     expect(compare(join(w, "native"), join(w, "krsync"))).toEqual([]);
-    expect(compare(d.path("ro"), join(w, "krsync"))).toEqual([]);
+    // From protocol 31 the mtimes carry nanoseconds: the copy is the module's tree itself.
+    if (protocol >= 31) expect(compare(d.path("ro"), join(w, "krsync"))).toEqual([]);
   });
 
   it("a delta pull of another module with --delete over that copy equals native rsync's", async () => {
@@ -98,8 +100,9 @@ describe.each(PROTOCOLS)("daemon push at protocol %i", (protocol) => {
     const second = await both([...opts, "--delete", d.path("mutated") + "/", dest]);
     expect(second.n.code, second.n.stderr).toBe(0);
     expect(second.k.code, second.k.stderr).toBe(0);
+    // (Not the source tree itself: a daemon without chroot trims absolute and escaping symlinks,
+    // and the quick check keeps what it cannot see changed.)
     expect(compare(nDir, kDir)).toEqual([]);
-    expect(compare(d.path("mutated"), kDir)).toEqual([]);
   });
 });
 
@@ -155,10 +158,10 @@ describe("daemon: what is printed, exit codes", () => {
     expect(pull.n.code, pull.n.stderr).toBe(0);
     expect(pull.k.code, pull.k.stderr).toBe(0);
     expect(compare(join(w, "native"), join(w, "krsync"))).toEqual([]);
-    const push = await both(["-a", join(w, "krsync") + "/", `rsync://alice@127.0.0.1:${d.port}/secret/up-{N}/`], env);
+    const push = await both(["-a", join(w, "krsync") + "/", `rsync://alice@127.0.0.1:${d.port}/secretrw/up-{N}/`], env);
     expect(push.n.code, push.n.stderr).toBe(0);
     expect(push.k.code, push.k.stderr).toBe(0);
-    expect(compare(join(d.path("secret"), "up-native"), join(d.path("secret"), "up-krsync"))).toEqual([]);
+    expect(compare(join(d.path("secretrw"), "up-native"), join(d.path("secretrw"), "up-krsync"))).toEqual([]);
   });
 
   it("a wrong password: @ERROR: auth failed, exit code 5", async () => {
