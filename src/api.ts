@@ -1,11 +1,14 @@
 // krsync's library face: sync({ source, destination, ...options }). It works out the direction
-// from the locations, builds the transport (remote shell today), and runs the engine over it.
+// from the locations, builds the transport (remote shell, rsync daemon, Kubernetes), and runs
+// the engine over it. listModules({ source }) is `rsync rsync://HOST/`.
 import { defaultTransferOptions, MAX_PROTOCOL, type TransferOptions } from "./protocol/options.js";
-import { RERR_STARTCLIENT, RERR_STREAMIO, RERR_SYNTAX, RERR_UNSUPPORTED, UsageError } from "./protocol/errcode.js";
+import { RERR_SOCKETIO, RERR_STARTCLIENT, RERR_STREAMIO, RERR_SYNTAX, RERR_UNSUPPORTED, strerror, UsageError } from "./protocol/errcode.js";
 import { ProtocolError } from "./protocol/wire.js";
 import { serverArgs, CLIENT_CAPABILITIES } from "./protocol/serverargs.js";
 import { parseLocation, type Location } from "./transport/location.js";
-import { remoteShellArgv } from "./transport/rsh.js";
+import { daemonOverShellArgs, remoteShellArgv } from "./transport/rsh.js";
+import { connectDaemonSocket, readPasswordFile, SocketTransport, startInbandExchange } from "./transport/daemon.js";
+import { daemonPathArgs, DaemonError, RSYNC_PORT } from "./protocol/daemon.js";
 import { SpawnedTransport } from "./transport/spawned.js";
 import type { Transport } from "./transport/transport.js";
 import type { KubeOptions } from "./kube/options.js";
@@ -13,7 +16,7 @@ import { runPull } from "./engine/client.js";
 import { runLocal } from "./engine/local.js";
 import { runPush } from "./engine/push.js";
 import { checkCompressChoice } from "./engine/setup.js";
-import type { SyncEvents, TransferStats } from "./engine/events.js";
+import { emptyStats, type SyncEvents, type TransferStats } from "./engine/events.js";
 
 export type { SyncEvents, TransferStats, ItemEvent, MessageLevel } from "./engine/events.js";
 export type { TransferOptions } from "./protocol/options.js";
@@ -38,9 +41,11 @@ export interface SyncResult {
 
 /** A failure that ends the run, with rsync's exit code. */
 export class SyncError extends Error {
+  /** `bare`: the message is printed as it is (e.g. a daemon's "@ERROR: ..." line), not after "krsync: ". */
   constructor(
     message: string,
     readonly exitCode: number,
+    readonly bare = false,
   ) {
     super(message);
     this.name = "SyncError";
@@ -64,6 +69,7 @@ export async function sync(o: SyncOptions): Promise<SyncResult> {
   } catch (e) {
     throw new SyncError((e as Error).message, RERR_UNSUPPORTED);
   }
+  checkDaemonOnlyOptions(opts, [...sources, dest]);
   const remoteSources = sources.filter((s) => s.kind !== "local");
   if (dest.kind !== "local") {
     if (remoteSources.length > 0) throw new SyncError("The source and destination cannot both be remote", RERR_SYNTAX);
@@ -75,9 +81,8 @@ export async function sync(o: SyncOptions): Promise<SyncResult> {
   }
   const first = sources[0]!;
   if (first.kind === "kube") return kubePull(sources, opts, o);
-  if (first.kind !== "shell") {
-    throw new SyncError(`${first.kind} sources are not supported by krsync yet`, RERR_UNSUPPORTED);
-  }
+  if (first.kind === "daemon") return daemonPull(sources, opts, o);
+  if (first.kind !== "shell") throw new SyncError(`${first.kind} sources are not supported by krsync yet`, RERR_UNSUPPORTED);
   for (const s of sources) {
     if (s.kind !== "shell" || s.host !== first.host || s.user !== first.user) {
       throw new SyncError("all remote sources must be on the same host", RERR_SYNTAX);
@@ -128,6 +133,11 @@ async function push(sources: Extract<Location, { kind: "local" }>[], dest: Locat
     }
     return worst!;
   }
+  if (dest.kind === "daemon") {
+    const d = await openDaemon(dest, opts, o, true, [dest]);
+    if (!d) return { exitCode: 0, stats: emptyStats() };
+    return pushOver(d.transport, sources, opts, d.protocol, o, d.protocol);
+  }
   if (dest.kind !== "shell") {
     throw new SyncError(`pushing to a ${dest.kind} destination is not supported by krsync yet`, RERR_UNSUPPORTED);
   }
@@ -151,6 +161,7 @@ async function pushOver(
   opts: TransferOptions,
   protocol: number,
   o: SyncOptions,
+  agreedProtocol?: number,
 ): Promise<SyncResult> {
   try {
     const result = await runPush(
@@ -159,6 +170,7 @@ async function pushOver(
         opts,
         sources: sources.map((s) => s.path),
         protocol,
+        agreedProtocol,
         events: o.events ?? {},
         ...(o.signal ? { signal: o.signal } : {}),
         timeoutSec: opts.timeout,
@@ -236,6 +248,7 @@ async function runOverTransport(
   protocol: number,
   o: SyncOptions,
   requested: readonly string[],
+  agreedProtocol?: number,
 ): Promise<SyncResult> {
   const events = o.events ?? {};
   const sentNegotiation = protocol >= 30 && CLIENT_CAPABILITIES.includes("v");
@@ -246,6 +259,7 @@ async function runOverTransport(
         opts,
         destination: o.destination,
         protocol,
+        agreedProtocol,
         sentNegotiation,
         events,
         ...(o.signal ? { signal: o.signal } : {}),
@@ -280,7 +294,13 @@ async function failed(transport: Transport, e: unknown, role: "receiver" | "send
 function toSyncError(e: unknown, remoteCode: number | null, failure: string, role: "receiver" | "sender" = "receiver"): SyncError {
   const who = role === "sender" ? "[sender]" : "[Receiver]";
   if (e instanceof SyncError) return e;
-  const err = e as Error & { exitCode?: number };
+  if (e instanceof DaemonError) return new SyncError(e.message, e.exitCode, e.bare);
+  const err = e as Error & { exitCode?: number; peerExit?: number; code?: string };
+  // A socket the daemon reset after its error (io.c: "read error: Connection reset by peer"):
+  // the daemon's own exit code, when it sent one, says more (RERR_SOCKETIO otherwise).
+  if (err.code === "ECONNRESET" || err.code === "EPIPE") {
+    return new SyncError(`${who} ${err.code === "EPIPE" ? "write" : "read"} error: ${strerror(err)}`, err.peerExit ?? RERR_SOCKETIO);
+  }
   if (err instanceof UsageError) return new SyncError(err.message, err.exitCode);
   if (err.name === "AbortedError") return new SyncError(err.message, 20);
   if (err.name === "TimeoutError") return new SyncError(err.message, 30);
@@ -293,13 +313,128 @@ function toSyncError(e: unknown, remoteCode: number | null, failure: string, rol
     }
     if (/connection unexpectedly closed/.test(err.message)) {
       // The peer's own exit code says more than "the stream ended" (rsync: wait_process).
-      const peerCode = remoteCode !== null && (remoteCode >= 124 || (remoteCode >= 1 && remoteCode <= 35)) ? remoteCode : RERR_STREAMIO;
+      const peerCode =
+        remoteCode !== null && (remoteCode >= 124 || (remoteCode >= 1 && remoteCode <= 35)) ? remoteCode : ((e as { peerExit?: number }).peerExit ?? RERR_STREAMIO);
       return new SyncError(`${err.message} ${who}`, peerCode);
     }
     return new SyncError(`protocol error: ${err.message}`, err.exitCode);
   }
   if (typeof err.exitCode === "number") return new SyncError(err.message, err.exitCode);
   return new SyncError(err.message ?? String(e), 11);
+}
+
+// ---- The rsync daemon: HOST::MODULE/PATH and rsync://[USER@]HOST[:PORT]/MODULE/PATH ----
+
+type DaemonLocation = Extract<Location, { kind: "daemon" }>;
+
+/** main.c start_client: --password-file and --contimeout are for daemon connections only. */
+function checkDaemonOnlyOptions(opts: TransferOptions, locations: readonly Location[]): void {
+  if (locations.some((l) => l.kind === "daemon")) return;
+  if (opts.passwordFile !== undefined) {
+    throw new SyncError("The --password-file option may only be used when accessing an rsync daemon.", RERR_SYNTAX, true);
+  }
+  if (opts.contimeout > 0) {
+    throw new SyncError("The --contimeout option may only be used when connecting to an rsync daemon.", RERR_SYNTAX, true);
+  }
+}
+
+/**
+ * main.c start_socket_client (a TCP connection; with -e, do_cmd runs `rsync --server --daemon .`
+ * through the remote shell instead), then clientserver.c start_inband_exchange. `args` are the
+ * remote locations (their module and path), sent after the server options. Null when the
+ * daemon ended the exchange itself (@RSYNCD: EXIT, after a module list).
+ */
+async function openDaemon(
+  loc: DaemonLocation,
+  opts: TransferOptions,
+  o: Omit<SyncOptions, "destination">,
+  amSender: boolean,
+  args: readonly DaemonLocation[],
+): Promise<{ transport: Transport; protocol: number } | null> {
+  if (loc.module === "" && loc.path !== "") {
+    throw new SyncError("ERROR: The remote path must start with a module name not a /", RERR_STARTCLIENT, true);
+  }
+  const env = o.env ?? process.env;
+  let transport: Transport;
+  if (opts.rsh !== undefined) {
+    const argv = remoteShellArgv({
+      rsh: opts.rsh,
+      env,
+      user: loc.user,
+      host: loc.host,
+      rsyncPath: opts.rsyncPath,
+      serverArgs: daemonOverShellArgs(),
+      daemon: true,
+    });
+    transport = new SpawnedTransport(argv, { env: { ...env, RSYNC_PORT: String(loc.port ?? opts.port ?? 0) } });
+  } else {
+    if (loc.host.startsWith("-")) throw new SyncError("Invalid remote host: hostnames may not start with '-'.", RERR_SYNTAX);
+    try {
+      transport = new SocketTransport(await connectDaemonSocket({ host: loc.host, port: loc.port ?? opts.port ?? RSYNC_PORT, contimeoutSec: opts.contimeout }));
+    } catch (e) {
+      throw toSyncError(e, null, "");
+    }
+  }
+  try {
+    const paths = daemonPathArgs(
+      loc.module,
+      args.map((a) => (a.path ? `${a.module}/${a.path}` : a.module)),
+    );
+    const r = await startInbandExchange(transport.input, transport.output, {
+      protocol: opts.protocol ?? MAX_PROTOCOL,
+      module: loc.module,
+      user: loc.user ?? env["USER"] ?? env["LOGNAME"] ?? "",
+      password: () => (opts.passwordFile !== undefined ? readPasswordFile(opts.passwordFile) : (env["RSYNC_PASSWORD"] ?? "")),
+      serverArgs: (protocol) => [
+        ...serverArgs(amSender ? opts : { ...opts, incRecursive: false }, { amSender, protocol, remotePaths: [] }),
+        ...paths,
+      ],
+      motd: (line) => {
+        if (opts.motd) o.events?.message?.("info", line);
+      },
+      timeoutSec: opts.timeout,
+    });
+    if (r.kind === "exit") {
+      transport.kill();
+      return null;
+    }
+    return { transport, protocol: r.protocol };
+  } catch (e) {
+    // A socket has no exit status to wait for (and, paused, would not keep Node running).
+    if (transport instanceof SocketTransport) transport.kill();
+    throw await failed(transport, e, amSender ? "sender" : "receiver");
+  }
+}
+
+async function daemonPull(sources: Location[], opts: TransferOptions, o: SyncOptions): Promise<SyncResult> {
+  const first = sources[0] as DaemonLocation;
+  for (const s of sources) {
+    if (s.kind !== "daemon" || (s.host !== "" && s.host !== first.host)) {
+      throw new SyncError("All source args must come from the same machine.", RERR_SYNTAX, true);
+    }
+    if (s.port !== undefined && s.port !== first.port) throw new SyncError("All source args must use the same port number.", RERR_SYNTAX, true);
+  }
+  const args = sources as DaemonLocation[];
+  const d = await openDaemon(first, opts, o, false, args);
+  if (!d) return { exitCode: 0, stats: emptyStats() };
+  // exclude.c add_implied_include with the module name skipped.
+  return runOverTransport(d.transport, { ...opts, incRecursive: false }, d.protocol, o, args.map((a) => a.path), d.protocol);
+}
+
+/**
+ * `rsync rsync://HOST/` or `rsync HOST::`: the daemon's module list (and MOTD), one
+ * events.message("info") per line, as it sends them.
+ */
+export async function listModules(o: Omit<SyncOptions, "destination"> & { source: string }): Promise<SyncResult> {
+  const opts: TransferOptions = { ...defaultTransferOptions(), ...stripUndefined(o) };
+  const loc = parseLocation(o.source);
+  if (loc.kind !== "daemon" || loc.module !== "") throw new SyncError(`${o.source} does not name an rsync daemon's module list`, RERR_SYNTAX);
+  const d = await openDaemon(loc, opts, o, false, [loc]);
+  if (d) {
+    d.transport.kill();
+    throw new SyncError("the daemon accepted an empty module name instead of listing its modules", RERR_STARTCLIENT);
+  }
+  return { exitCode: 0, stats: emptyStats() };
 }
 
 function delay(ms: number): Promise<void> {

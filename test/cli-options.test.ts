@@ -194,6 +194,14 @@ describe("rsync's option semantics", () => {
     expect(usageError(["--pod-wait=-1", "a", "b"]).message).toMatch(/must not be negative/);
   });
 
+  it("daemon options: --port, --password-file, --contimeout, --motd/--no-motd", () => {
+    expect(parse("a", "b").options).toMatchObject({ port: undefined, passwordFile: undefined, contimeout: 0, motd: true });
+    const cl = parse("--port=8730", "--password-file", "/pw", "--contimeout=7", "--no-motd", "a", "b");
+    expect(cl.options).toMatchObject({ port: 8730, passwordFile: "/pw", contimeout: 7, motd: false });
+    expect(parse("--no-motd", "--motd", "--contimeout=3", "--no-contimeout", "a", "b").options).toMatchObject({ motd: true, contimeout: 0 });
+    expect(usageError(["--port=x", "a", "b"]).message).toMatch(/port/);
+  });
+
   it("-4 / -6", () => {
     expect(parse("-4", "a", "b").addressFamily).toBe(4);
     expect(parse("--ipv6", "a", "b").addressFamily).toBe(6);

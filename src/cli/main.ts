@@ -1,6 +1,7 @@
 // The krsync command: rsync's command line over the library API, printing what rsync prints
 // (cli/bin.ts runs it as the executable).
-import { localRole, sync, SyncError, type SyncOptions } from "../api.js";
+import { listModules, localRole, sync, SyncError, type SyncOptions } from "../api.js";
+import { parseLocation } from "../transport/location.js";
 import type { ItemEvent, TransferStats } from "../engine/events.js";
 import { formatExitLine, RERR_SYNTAX, UsageError } from "../protocol/errcode.js";
 import { helpText, parseCommandLine, type CommandLine } from "./options.js";
@@ -54,6 +55,11 @@ export async function main(argv: string[]): Promise<number> {
   if (cl.version) {
     out(`krsync version ${VERSION}  protocol versions 27-32 (rsync compatible)`);
     return 0;
+  }
+  if (cl.args.length === 1) {
+    const loc = parseLocation(cl.args[0]!);
+    // main.c start_client: rsync://HOST/ or HOST:: alone asks the daemon for its modules.
+    if (loc.kind === "daemon" && loc.module === "" && loc.path === "") return moduleList(cl);
   }
   if (cl.args.length < 2) {
     out(helpText());
@@ -124,15 +130,34 @@ export async function main(argv: string[]): Promise<number> {
     return r.exitCode;
   } catch (e) {
     if (stdoutBroken) return brokenStdout();
-    const se = e instanceof SyncError ? e : new SyncError((e as Error).message ?? String(e), 11);
-    err(`krsync: ${se.message}`);
-    err(formatExitLine(se.exitCode));
-    return se.exitCode;
+    return failure(e);
   } finally {
     process.stdout.off("error", onStdoutError);
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     process.off("SIGHUP", onSignal);
+  }
+}
+
+function failure(e: unknown): number {
+  const se = e instanceof SyncError ? e : new SyncError((e as Error).message ?? String(e), 11);
+  err(se.bare ? se.message : `krsync: ${se.message}`);
+  err(formatExitLine(se.exitCode));
+  return se.exitCode;
+}
+
+/** The daemon's MOTD and module list on stdout, as rsync prints them (FINFO). */
+async function moduleList(cl: CommandLine): Promise<number> {
+  const o = cl.options;
+  try {
+    const r = await listModules({
+      ...o,
+      source: cl.args[0]!,
+      events: { message: (level, text) => (level === "info" ? !o.quiet && out(text) : err(text)) },
+    });
+    return r.exitCode;
+  } catch (e) {
+    return failure(e);
   }
 }
 

@@ -9,7 +9,7 @@
 
 import { readFileSync } from "node:fs";
 import { defaultTransferOptions, MAX_PROTOCOL, MIN_PROTOCOL, type TransferOptions } from "../protocol/options.js";
-import { RERR_FILEIO, RERR_PROTOCOL, RERR_SYNTAX, RERR_UNSUPPORTED, UsageError } from "../protocol/errcode.js";
+import { RERR_FILEIO, RERR_PROTOCOL, RERR_SYNTAX, RERR_UNSUPPORTED, strerror, UsageError } from "../protocol/errcode.js";
 
 export { UsageError } from "../protocol/errcode.js";
 
@@ -145,21 +145,6 @@ function readFilterFile(st: State, file: string, include: boolean): void {
   }
 }
 
-const ERRNO_TEXT: Record<string, string> = {
-  ENOENT: "No such file or directory",
-  EACCES: "Permission denied",
-  EISDIR: "Is a directory",
-  ENOTDIR: "Not a directory",
-  ELOOP: "Too many levels of symbolic links",
-  EPERM: "Operation not permitted",
-  ENAMETOOLONG: "File name too long",
-};
-
-function strerror(err: NodeJS.ErrnoException): string {
-  const text = (err.code && ERRNO_TEXT[err.code]) || err.code || err.message;
-  return typeof err.errno === "number" ? `${text} (${Math.abs(err.errno)})` : text;
-}
-
 // options.c long_options, in its order. Every rsync option is listed so that an option krsync
 // lacks is refused by name instead of being reported as unknown.
 const TABLE: Spec[] = [
@@ -174,8 +159,8 @@ const TABLE: Spec[] = [
   U("msgs2stderr"),
   U("no-msgs2stderr"),
   F("quiet", "q", (st) => (st.o.quiet = true)),
-  NOOP("motd"),
-  U("no-motd"),
+  F("motd", undefined, (st) => (st.o.motd = true)),
+  F("no-motd", undefined, (st) => (st.o.motd = false)),
   F("stats", undefined, (st) => (st.o.stats = true)),
   F("human-readable", "h", (st) => st.humanReadable++),
   F("no-human-readable", undefined, (st) => (st.humanReadable = 0)),
@@ -405,8 +390,8 @@ const TABLE: Spec[] = [
   U("chown", undefined, "string"),
   int("timeout", undefined, (st, v) => (st.o.timeout = v)),
   F("no-timeout", undefined, (st) => (st.o.timeout = 0)),
-  U("contimeout", undefined, "int"),
-  NOOP("no-contimeout"),
+  int("contimeout", undefined, (st, v) => (st.o.contimeout = v)),
+  F("no-contimeout", undefined, (st) => (st.o.contimeout = 0)),
   U("fsync"),
   U("stop-after", undefined, "string"),
   U("time-limit", undefined, "string"),
@@ -426,9 +411,9 @@ const TABLE: Spec[] = [
   U("qsort"),
   U("copy-as", undefined, "string"),
   U("address", undefined, "string"),
-  U("port", undefined, "int"),
+  int("port", undefined, (st, v) => (st.o.port = v)),
   U("sockopts", undefined, "string"),
-  U("password-file", undefined, "string"),
+  str("password-file", undefined, (st, v) => (st.o.passwordFile = v)),
   U("early-input", undefined, "string"),
   F("blocking-io", undefined, (st) => (st.o.blockingIo = true)),
   F("no-blocking-io", undefined, (st) => (st.o.blockingIo = false)),
@@ -826,6 +811,7 @@ export function helpText(): string {
     ["--partial", "keep partially transferred files"],
     ["--numeric-ids", "don't map uid/gid values by user/group name"],
     ["--timeout=SECONDS", "set I/O timeout in seconds"],
+    ["--contimeout=SECONDS", "set daemon connection timeout in seconds"],
     ["--ignore-times, -I", "don't skip files that match size and time"],
     ["--size-only", "skip files that match in size"],
     ["--compress, -z", "compress file data during the transfer"],
@@ -848,6 +834,9 @@ export function helpText(): string {
     ["--list-only", "list the files instead of copying them"],
     ["--bwlimit=RATE", "limit socket I/O bandwidth"],
     ["--protocol=NUM", `force an older protocol version to be used (${MIN_PROTOCOL}-${MAX_PROTOCOL})`],
+    ["--port=PORT", "specify double-colon alternate port number"],
+    ["--password-file=FILE", "read daemon-access password from FILE"],
+    ["--no-motd", "suppress daemon-mode MOTD"],
     ["--ipv4, -4", "prefer IPv4"],
     ["--ipv6, -6", "prefer IPv6"],
     ["--version, -V", "print the version + other info and exit"],

@@ -424,3 +424,14 @@ export function sumAsHex(type: ChecksumType, sum: Uint8Array): string | null {
   if (type === "xxh64" || type === "xxh3" || type === "xxh128") bytes.reverse();
   return bytes.map((b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+/**
+ * authenticate.c generate_hash: the one-shot unseeded digest a daemon's password challenge is
+ * answered with (checksum.c valid_auth_checksums: sha512, sha256, sha1, md5, md4). md4 comes
+ * from hash-wasm (Node's OpenSSL 3 may lack it), the others from node:crypto.
+ */
+export async function authDigest(name: "sha512" | "sha256" | "sha1" | "md5" | "md4", data: Uint8Array): Promise<Uint8Array> {
+  if (name !== "md4") return crypto.hash(name, data, "buffer");
+  await initChecksums(["md4"]);
+  return oneShot(slot("md4")).update(data).digest("binary");
+}

@@ -35,6 +35,8 @@ export interface PullRequest {
   destination: string;
   /** Protocol we announce. */
   protocol: number;
+  /** Over a daemon: the protocol its greeting agreed on (no binary version exchange). */
+  agreedProtocol?: number | undefined;
   /** Whether we sent the 'v' capability (string negotiation, varint flags). */
   sentNegotiation: boolean;
   events: SyncEvents;
@@ -69,9 +71,17 @@ export async function runPull(stream: ByteStream, req: PullRequest): Promise<Pul
   }
   try {
     return await pull(conn, req, started);
+  } catch (e) {
+    throw withPeerExit(e, conn);
   } finally {
     if (timer) clearInterval(timer);
   }
+}
+
+/** A failed run keeps the code of the peer's MSG_ERROR_EXIT, if one came (`peerExit`). */
+export function withPeerExit(e: unknown, conn: Connection): unknown {
+  if (conn.peerExit !== undefined && e instanceof Error) Object.assign(e, { peerExit: conn.peerExit });
+  return e;
 }
 
 export class TimeoutError extends Error {
@@ -90,6 +100,7 @@ async function pull(conn: Connection, req: PullRequest, started: number): Promis
   const { protocol, compat, compression, seed, sums, xferSumLen } = await clientSetup(conn, {
     protocol: req.protocol,
     opts,
+    agreedProtocol: req.agreedProtocol,
   });
   stats.protocol = protocol;
   stats.compression = compression;

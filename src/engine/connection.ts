@@ -28,6 +28,8 @@ export class Connection {
   bytesOut = 0;
   lastActivity = Date.now();
   private messageHandler: (code: MsgCode, payload: Uint8Array) => void = () => {};
+  /** The code of the peer's MSG_ERROR_EXIT, if one came. */
+  peerExit: number | undefined;
   readonly scratch = new Writer(64 * 1024);
 
   constructor(private readonly stream: ByteStream) {
@@ -79,7 +81,11 @@ export class Connection {
     });
     const demux = new MuxDecoder({
       data: (piece) => data.push(piece),
-      message: (code, payload) => this.messageHandler(code, payload),
+      message: (code, payload) => {
+        // The peer's own exit code, kept for a stream that then breaks (a daemon's socket reset).
+        if (code === MsgCode.ERROR_EXIT && payload.length === 4) this.peerExit = Buffer.from(payload).readInt32LE(0);
+        this.messageHandler(code, payload);
+      },
     });
     const leftover = this.raw.tryRead((c: Cursor) => c.bytes(c.remaining));
     this.demux = demux;

@@ -7,7 +7,7 @@ import { encodeFilterList, type FilterRule } from "../protocol/filter.js";
 import { MsgCode } from "../protocol/mux.js";
 import type { TransferOptions } from "../protocol/options.js";
 import { Connection, type ByteStream } from "./connection.js";
-import { TimeoutError } from "./client.js";
+import { TimeoutError, withPeerExit } from "./client.js";
 import { AbortedError, IOERR_DEL_LIMIT, IOERR_GENERAL, IOERR_VANISHED } from "./context.js";
 import { emptyStats, type SyncEvents, type TransferStats } from "./events.js";
 import { commandLineRules } from "./filters.js";
@@ -25,6 +25,8 @@ export interface PushRequest {
   sources: string[];
   /** Protocol we announce. */
   protocol: number;
+  /** Over a daemon: the protocol its greeting agreed on (no binary version exchange). */
+  agreedProtocol?: number | undefined;
   events: SyncEvents;
   signal?: AbortSignal;
   /** --timeout seconds (0 = never). */
@@ -204,7 +206,7 @@ export async function runPush(stream: ByteStream, req: PushRequest): Promise<Pus
   req.signal?.addEventListener("abort", abort, { once: true });
   try {
     const stats = emptyStats();
-    const setup = await clientSetup(conn, { protocol: req.protocol, opts });
+    const setup = await clientSetup(conn, { protocol: req.protocol, opts, agreedProtocol: req.agreedProtocol });
     const { protocol } = setup;
     stats.protocol = protocol;
     stats.compression = setup.compression;
@@ -246,6 +248,8 @@ export async function runPush(stream: ByteStream, req: PushRequest): Promise<Pus
     if (exitCode === 0 && peer.error) exitCode = 23;
     if (exitCode === 0 && peer.exit !== undefined && peer.exit !== 0) exitCode = peer.exit;
     return { exitCode, stats };
+  } catch (e) {
+    throw withPeerExit(e, conn);
   } finally {
     stop();
     req.signal?.removeEventListener("abort", abort);

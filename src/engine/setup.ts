@@ -33,6 +33,9 @@ export interface SetupRequest {
   /** The protocol we announce. */
   protocol: number;
   opts: TransferOptions;
+  /** The protocol already agreed in a daemon's text greeting (clientserver.c
+   *  exchange_protocols): compat.c setup_protocol then skips the binary version exchange. */
+  agreedProtocol?: number | undefined;
 }
 
 export interface ServerSetupRequest extends SetupRequest {
@@ -82,7 +85,11 @@ async function exchangeVersions(conn: Connection, ours: number): Promise<number>
 /** compat.c setup_protocol as a client: version, compat flags, negotiation, seed. */
 export async function clientSetup(conn: Connection, req: SetupRequest): Promise<SetupResult> {
   const { opts } = req;
-  const protocol = await exchangeVersions(conn, req.protocol);
+  let protocol: number;
+  if (req.agreedProtocol !== undefined) {
+    protocol = agreeProtocol(req.agreedProtocol, req.agreedProtocol);
+    await initChecksums();
+  } else protocol = await exchangeVersions(conn, req.protocol);
   let compat: CompatInfo | null = null;
   if (protocol >= 30) compat = compatInfo(protocol, await conn.in.read((c) => c.varint()));
   const neg = await negotiate(conn, req, compat?.varintFlistFlags ?? false);

@@ -89,3 +89,31 @@ export class UsageError extends Error {
     this.showUsage = showUsage;
   }
 }
+
+// strerror's words for the errno values krsync reports, with Linux's numbers (rsyserr prints
+// "text (errno)").
+const ERRNO_TEXT: Readonly<Record<string, [string, number]>> = {
+  ENOENT: ["No such file or directory", 2],
+  EACCES: ["Permission denied", 13],
+  EISDIR: ["Is a directory", 21],
+  ENOTDIR: ["Not a directory", 20],
+  ELOOP: ["Too many levels of symbolic links", 40],
+  EPERM: ["Operation not permitted", 1],
+  ENAMETOOLONG: ["File name too long", 36],
+  ECONNREFUSED: ["Connection refused", 111],
+  ECONNRESET: ["Connection reset by peer", 104],
+  EPIPE: ["Broken pipe", 32],
+  EHOSTUNREACH: ["No route to host", 113],
+  ENETUNREACH: ["Network is unreachable", 101],
+  ETIMEDOUT: ["Connection timed out", 110],
+  EADDRNOTAVAIL: ["Cannot assign requested address", 99],
+};
+
+/** log.c rsyserr's "strerror (errno)" for a Node errno error. */
+export function strerror(err: unknown): string {
+  const e = err as NodeJS.ErrnoException | null;
+  const known = e?.code ? ERRNO_TEXT[e.code] : undefined;
+  if (known) return `${known[0]} (${known[1]})`;
+  if (e && typeof e.errno === "number") return `${e.code ?? e.message} (${Math.abs(e.errno)})`;
+  return e?.message ?? String(err);
+}

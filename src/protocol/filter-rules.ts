@@ -4,7 +4,7 @@
 // (lines or words, comments, CRLF) and get_cvs_excludes. Pure: files come from an injected reader.
 // Patterns are byte strings (one char per byte), as rsync compares bytes.
 
-import { RERR_FILEIO, RERR_SYNTAX, UsageError } from "./errcode.js";
+import { RERR_FILEIO, RERR_SYNTAX, strerror, UsageError } from "./errcode.js";
 import { MAXPATHLEN } from "./flist-names.js";
 import { byteString, byteStringToText, bytesToByteString } from "./filter-wildmatch.js";
 
@@ -117,24 +117,6 @@ export interface FilterEnv {
 
 /** A merge-file reader: text (taken as UTF-8) or raw bytes, null when missing; may throw an errno error. */
 export type MergeFileReader = (path: string) => string | Uint8Array | null;
-
-const ERRNO_TEXT: Record<string, [string, number]> = {
-  ENOENT: ["No such file or directory", 2],
-  EACCES: ["Permission denied", 13],
-  EISDIR: ["Is a directory", 21],
-  ENOTDIR: ["Not a directory", 20],
-  ELOOP: ["Too many levels of symbolic links", 40],
-  EPERM: ["Operation not permitted", 1],
-  ENAMETOOLONG: ["File name too long", 36],
-};
-
-function strerror(err: unknown): string {
-  const e = err as NodeJS.ErrnoException | null;
-  const known = e?.code ? ERRNO_TEXT[e.code] : undefined;
-  if (known) return `${known[0]} (${known[1]})`;
-  if (e && typeof e.errno === "number") return `${e.code ?? e.message} (${Math.abs(e.errno)})`;
-  return e?.message ?? String(err);
-}
 
 const isSpace = (c: number): boolean => c === 0x20 || (c >= 0x09 && c <= 0x0d);
 

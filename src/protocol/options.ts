@@ -68,6 +68,14 @@ export interface TransferOptions {
   /** -e / --rsh: the remote shell command line. */
   rsh: string | undefined;
   bwlimit: number | undefined; // KiB/s
+  /** --port: the daemon's TCP port for HOST::MODULE (an rsync:// URL's own port wins). */
+  port: number | undefined;
+  /** --password-file: where a daemon's password is read from (else RSYNC_PASSWORD). */
+  passwordFile: string | undefined;
+  /** --contimeout: seconds to wait for a daemon's TCP connection (0 = the system's). */
+  contimeout: number;
+  /** --motd / --no-motd: print the daemon's message of the day. */
+  motd: boolean;
 }
 
 export function defaultTransferOptions(): TransferOptions {
@@ -120,6 +128,10 @@ export function defaultTransferOptions(): TransferOptions {
     rsyncPath: undefined,
     rsh: undefined,
     bwlimit: undefined,
+    port: undefined,
+    passwordFile: undefined,
+    contimeout: 0,
+    motd: true,
   };
 }
 
