@@ -492,8 +492,9 @@ async function receiveFile(ctx: ReceiveContext, ndx: number, redoing: boolean, w
         if (tokens.needsMatchData) tokens.seeMatch(block);
         if (inplace && off === writer.offset) writer.skip(len);
         else writer.write(block);
+        // Per block, not per token: one run token may stand for thousands of blocks.
+        if (writer.mustWait) await writer.room();
       }
-      if (writer.mustWait) await writer.room();
     }
     writer.flush();
     const sum = await conn.in.readBytes(ctx.xferSumLen);
