@@ -106,6 +106,10 @@ export function formatReport(rep) {
   out.push(`RSS: ${rep.rssMethod.note}`);
   const la = rep.machine.loadAverageAtStart;
   if (la) out.push(`load average at start ${la.join(" ")}, at end ${rep.machine.loadAverageAtEnd.join(" ")} (other work on the machine skews absolute times)`);
+  const fpr = rep.machine.freePageReporting;
+  if (fpr && fpr.minFreeMs === 0) {
+    out.push("free page reporting: min_free_ms=0 — freed memory goes back to the host at once, and writes into it fault there: times swing by seconds per GB (bench/README.md, Noise)");
+  } else if (fpr) out.push(`free page reporting: min_free_ms=${fpr.minFreeMs}`);
   out.push("");
 
   const ok = rep.scenarios.filter((s) => s.status === "ok");

@@ -203,7 +203,24 @@ function machineInfo(rsync) {
     rsyncVersion: first([rsync, "--version"])?.replace(/\s+/g, " ") ?? "unknown",
     krsyncVersion,
     commit: first(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"]),
+    freePageReporting: freePageReporting(),
   };
+}
+
+/**
+ * The guest kernel's free page reporting (a VM balloon that hands freed memory back to the
+ * host), when it has the min_free_ms knob: how long a freed page stays unreported. At 0 a
+ * page is reported as soon as it is freed, and the next write into it faults on the host —
+ * the page cache that every transfer's written file takes then costs seconds per GB, at
+ * random, whichever tool runs (README: Noise). null where the kernel has no such knob.
+ */
+function freePageReporting() {
+  const dir = "/sys/module/page_reporting/parameters";
+  try {
+    return { minFreeMs: Number(readFileSync(join(dir, "min_free_ms"), "utf8").trim()) };
+  } catch {
+    return null;
+  }
 }
 
 /**

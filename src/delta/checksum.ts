@@ -3,7 +3,7 @@
 //
 // Digests are returned in rsync's wire byte order: md4/md5/sha1 as the digest bytes, xxh*
 // as the 64-bit value(s) little-endian (SIVAL64; xxh128 = low64 then high64).
-import crypto from "node:crypto";
+import type { Hash } from "node:crypto";
 import { createRequire } from "node:module";
 import type { IHasher } from "hash-wasm";
 import { SimdBuffer, Xxh128Stream } from "./wasm-simd.js";
@@ -116,6 +116,12 @@ const slots = new Map<WasmKind, Slot>();
 type HashWasm = typeof import("hash-wasm");
 const require = createRequire(import.meta.url);
 
+type NodeCrypto = typeof import("node:crypto");
+let cryptoLib: NodeCrypto | undefined;
+/** node:crypto, loaded when md5, sha1 or a daemon's auth digest is first needed (importing it
+ *  costs every run start-up time, most runs agree on xxh128). */
+const nodeCrypto = (): NodeCrypto => (cryptoLib ??= require("node:crypto") as NodeCrypto);
+
 /** One algorithm's bundle of hash-wasm, loaded when first needed (the package's main bundle
  *  holds every algorithm: a start-up cost paid before the first byte moves). */
 function hashWasm<K extends keyof HashWasm>(bundle: string, name: K): HashWasm[K] {
@@ -221,6 +227,7 @@ export type BlockSummer = (data: Uint8Array, off: number, len: number) => Uint8A
 
 /** H(seed ‖ data) (or data ‖ seed) through node:crypto's one-shot hash. */
 function nodeBlockSummer(alg: string, sb: Uint8Array, seeded: boolean, prepend = true): BlockSummer {
+  const crypto = nodeCrypto();
   if (!seeded) return (data, off, len) => crypto.hash(alg, data.subarray(off, off + len), "buffer");
   let scratch = new Uint8Array(0);
   return (data, off, len) => {
@@ -348,9 +355,9 @@ class WasmFileSummer implements FileSummer {
 }
 
 class NodeFileSummer implements FileSummer {
-  private readonly h: crypto.Hash;
+  private readonly h: Hash;
   constructor(alg: string) {
-    this.h = crypto.createHash(alg);
+    this.h = nodeCrypto().createHash(alg);
   }
   update(data: Uint8Array): void {
     this.h.update(data);
@@ -431,7 +438,7 @@ export function sumAsHex(type: ChecksumType, sum: Uint8Array): string | null {
  * from hash-wasm (Node's OpenSSL 3 may lack it), the others from node:crypto.
  */
 export async function authDigest(name: "sha512" | "sha256" | "sha1" | "md5" | "md4", data: Uint8Array): Promise<Uint8Array> {
-  if (name !== "md4") return crypto.hash(name, data, "buffer");
+  if (name !== "md4") return nodeCrypto().hash(name, data, "buffer");
   await initChecksums(["md4"]);
   return oneShot(slot("md4")).update(data).digest("binary");
 }

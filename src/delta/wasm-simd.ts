@@ -6,10 +6,11 @@
 // The module is assembled here from its instructions (no build step, no binary blob).
 //
 // sum(p, len) -> (s1 & 0xffff) | (s2 << 16) over the signed bytes at [p, p+len).
-// 32 bytes a step: s2 += 32·s1 + Σ (32 - j)·x[j];  s1 += Σ x[j]. Lane-wise, acc1 holds the
-// partial s1, accP the sum of acc1 before each step (s2's 32·s1 terms), accW the weighted
-// sums (i32x4.dot_i16x8_s against weights 32..1); wrapping i32 arithmetic keeps the low 16
-// bits exact. The tail (< 32 bytes) goes byte by byte: s1 += x; s2 += s1.
+// Only the low 16 bits of s1 and s2 are kept, so wrapping i16 lanes are exact. In 16-byte
+// steps t over n bytes (x[16t+j], lane j = 0..15): column sums c[j] = Σ_t x[16t+j] and
+// prefix sums p[j] = Σ_t (c[j] after step t); then s1 = Σ c[j] and
+// s2 = Σ_i (n - i)·x[i] = 16·Σ p[j] - Σ j·c[j] (i32x4.dot_i16x8_s against 0..15). Four adds
+// and a sign-extension per 8 bytes. The tail (< 32 bytes) goes byte by byte: s1 += x; s2 += s1.
 //
 // XXH3 (xxhash.h XXH3_hashLong_128b_internal) with the 192-byte secret: 64-byte stripes
 // accumulate into eight u64 lanes (acc[i^1] += data[i]; acc[i] += lo32(data[i]^key[i]) ·
@@ -107,12 +108,11 @@ const v128load = (offset: number) => simd(0x00, 0x00, ...uleb(offset));
 const v128store = (offset: number) => simd(0x0b, 0x00, ...uleb(offset));
 const v128const = (lanes16: number[]) => simd(0x0c, ...lanes16.flatMap((v) => [v & 0xff, (v >> 8) & 0xff]));
 const i32x4lane = (l: number) => simd(0x1b, l);
-const i16x8ExtaddI8s = simd(0x7c);
 const i32x4ExtaddI16s = simd(0x7e);
 const i16x8ExtendLowS = simd(0x87);
 const i16x8ExtendHighS = simd(0x88);
-const i32x4shl = simd(0xab);
 const i32x4add = simd(0xae);
+const i16x8add = simd(0x8e);
 const i32x4dot = simd(0xba);
 const i8x16shuffle = (lanes: number[]) => simd(0x0d, ...lanes);
 const v128xor = simd(0x51);
@@ -123,48 +123,42 @@ const i64x2mul = simd(0xd5);
 const i64x2ExtmulLowU = simd(0xde);
 
 // sum(p, len): params 0 p, 1 len; locals 2 end32, 3 end, 4 s1, 5 s2, 6 x (i32);
-// 7 acc1, 8 accP, 9 accW, 10 v0, 11 v1, 12..15 the weights 32..1 (v128).
-const P = 0, LEN = 1, END32 = 2, END = 3, S1 = 4, S2 = 5, X = 6, ACC1 = 7, ACCP = 8, ACCW = 9, V0 = 10, V1 = 11, W32 = 12, W16 = 14;
+// 7 cLo, 8 cHi, 9 pLo, 10 pHi, 11 v (v128).
+const P = 0, LEN = 1, END32 = 2, END = 3, S1 = 4, S2 = 5, X = 6, CLO = 7, CHI = 8, PLO = 9, PHI = 10, V = 11;
 
-/** Σ of the four i32 lanes of local `l`. */
-const hsum = (l: number) => [...get(l), ...i32x4lane(0), ...get(l), ...i32x4lane(1), ...i32add, ...get(l), ...i32x4lane(2), ...i32add, ...get(l), ...i32x4lane(3), ...i32add];
+/** Σ of the four i32 lanes of what is on the stack (leaves one i32). */
+const hsumTop = (tmp: number) => [...set(tmp), ...get(tmp), ...i32x4lane(0), ...get(tmp), ...i32x4lane(1), ...i32add, ...get(tmp), ...i32x4lane(2), ...i32add, ...get(tmp), ...i32x4lane(3), ...i32add];
 
-const weights = (hi: number) => v128const([hi, hi - 1, hi - 2, hi - 3, hi - 4, hi - 5, hi - 6, hi - 7]);
-
-/** Weighted dots of 16 bytes in local `v` against weights w..w-15. */
-const dots = (v: number, w: number) => [
-  ...get(v), ...i16x8ExtendLowS, ...get(w), ...i32x4dot,
-  ...get(v), ...i16x8ExtendHighS, ...get(w + 1), ...i32x4dot,
-  ...i32x4add,
+/** One 16-byte step: the column sums take the bytes, the prefix sums take the column sums. */
+const step16 = (offset: number) => [
+  ...get(P), ...v128load(offset), ...set(V),
+  ...get(CLO), ...get(V), ...i16x8ExtendLowS, ...i16x8add, ...set(CLO),
+  ...get(CHI), ...get(V), ...i16x8ExtendHighS, ...i16x8add, ...set(CHI),
+  ...get(PLO), ...get(CLO), ...i16x8add, ...set(PLO),
+  ...get(PHI), ...get(CHI), ...i16x8add, ...set(PHI),
 ];
-/** The four lane sums (of four bytes each) of the 16 bytes in local `v`. */
-const quads = (v: number) => [...get(v), ...i16x8ExtaddI8s, ...i32x4ExtaddI16s];
 
 const sumBody = (): number[] => [
   ...vec([
     [5, I32],
-    [9, V128],
+    [5, V128],
   ]),
   // end = p + len; end32 = p + (len & ~31)
   ...get(P), ...get(LEN), ...i32add, ...set(END),
   ...get(P), ...get(LEN), ...i32c(~31), ...i32and, ...i32add, ...set(END32),
-  ...weights(32), ...set(W32), ...weights(24), ...set(W32 + 1),
-  ...weights(16), ...set(W16), ...weights(8), ...set(W16 + 1),
   ...block, ...loop,
   ...get(P), ...get(END32), ...i32geu, ...brIf(1),
-  ...get(P), ...v128load(0), ...set(V0),
-  ...get(P), ...v128load(16), ...set(V1),
-  // accP += acc1; acc1 += Σ x; accW += Σ (32 - j)·x[j]
-  ...get(ACCP), ...get(ACC1), ...i32x4add, ...set(ACCP),
-  ...get(ACC1), ...quads(V0), ...quads(V1), ...i32x4add, ...i32x4add, ...set(ACC1),
-  ...get(ACCW), ...dots(V0, W32), ...dots(V1, W16), ...i32x4add, ...i32x4add, ...set(ACCW),
+  ...step16(0),
+  ...step16(16),
   ...get(P), ...i32c(32), ...i32add, ...set(P),
   ...br(0),
   ...end, ...end,
-  // s1 = Σ acc1; s2 = 32·Σ accP + Σ accW
-  ...hsum(ACC1), ...set(S1),
-  ...get(ACCP), ...i32c(5), ...i32x4shl, ...set(ACCP),
-  ...hsum(ACCP), ...hsum(ACCW), ...i32add, ...set(S2),
+  // s1 = Σ c; s2 = 16·Σ p − Σ j·c[j] (lanes j = 0..15 of the 16-byte steps)
+  ...get(CLO), ...get(CHI), ...i16x8add, ...i32x4ExtaddI16s, ...hsumTop(V), ...set(S1),
+  ...get(PLO), ...get(PHI), ...i16x8add, ...i32x4ExtaddI16s, ...hsumTop(V), ...i32c(4), ...i32shl,
+  ...get(CLO), ...v128const([0, 1, 2, 3, 4, 5, 6, 7]), ...i32x4dot,
+  ...get(CHI), ...v128const([8, 9, 10, 11, 12, 13, 14, 15]), ...i32x4dot,
+  ...i32x4add, ...hsumTop(V), ...i32sub, ...set(S2),
   // the tail, byte by byte
   ...block, ...loop,
   ...get(P), ...get(END), ...i32geu, ...brIf(1),

@@ -77,8 +77,9 @@ export function checkCompressChoice(opts: TransferOptions): void {
 async function exchangeVersions(conn: Connection, ours: number): Promise<number> {
   conn.write(encodeVersion(ours));
   await conn.flush();
-  // The hashers load while the peer answers.
-  const [, theirs] = await Promise.all([initChecksums(), conn.in.read(decodeRemoteVersion)]);
+  // While the peer answers, the hasher a modern peer is most likely to agree on loads; the
+  // one agreed on (finish) is loaded before the setup returns.
+  const [, theirs] = await Promise.all([initChecksums(["xxh128"]), conn.in.read(decodeRemoteVersion)]);
   return agreeProtocol(ours, theirs);
 }
 
@@ -88,13 +89,12 @@ export async function clientSetup(conn: Connection, req: SetupRequest): Promise<
   let protocol: number;
   if (req.agreedProtocol !== undefined) {
     protocol = agreeProtocol(req.agreedProtocol, req.agreedProtocol);
-    await initChecksums();
   } else protocol = await exchangeVersions(conn, req.protocol);
   let compat: CompatInfo | null = null;
   if (protocol >= 30) compat = compatInfo(protocol, await conn.in.read((c) => c.varint()));
   const neg = await negotiate(conn, req, compat?.varintFlistFlags ?? false);
   const seed = await conn.in.read((c) => c.int32());
-  return finish(protocol, compat, neg, seed, opts);
+  return await finish(protocol, compat, neg, seed, opts);
 }
 
 /** compat.c setup_protocol as a server: the client's capabilities decide the compat flags. */
@@ -119,7 +119,7 @@ export async function serverSetup(conn: Connection, req: ServerSetupRequest): Pr
   const seed = (req.seed ?? (Math.floor(Date.now() / 1000) ^ (process.pid << 6))) | 0;
   conn.write(new Writer(4).int32(seed).take());
   await conn.flush();
-  return finish(protocol, compat, neg, seed, opts);
+  return await finish(protocol, compat, neg, seed, opts);
 }
 
 interface Negotiated {
@@ -156,13 +156,14 @@ async function negotiate(conn: Connection, req: SetupRequest, negotiated: boolea
   return { checksumName, compression };
 }
 
-function finish(
+/** The agreed choices, with the hashers they use loaded (each costs start-up time: only these). */
+async function finish(
   protocol: number,
   compat: CompatInfo | null,
   neg: Negotiated,
   seed: number,
   opts: TransferOptions,
-): SetupResult {
+): Promise<SetupResult> {
   let { compression } = neg;
   if (compressionEnabled(opts) && compression === "none") {
     // A fixed --zc, or zlib when nothing was negotiated (before protocol 30).
@@ -176,6 +177,7 @@ function finish(
     choice: opts.checksumChoice,
     properSeedOrder: compat?.checksumSeedFix ?? false,
   });
+  await initChecksums([sums.xfer, sums.file]);
   return { protocol, compat, compression, seed, sums, xferSumLen: checksumDigestLength(sums.xfer) };
 }
 
