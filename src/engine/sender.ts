@@ -198,7 +198,7 @@ export class Sender {
         if (!(await lists.idle())) break;
         this.takeListErrors();
         await conn.maybeFlush();
-        await new Promise<void>((r) => setImmediate(r)); // let the peer's bytes in
+        await nextTurn(); // let the peer's bytes in
       }
       await conn.flush();
     }
