@@ -340,6 +340,11 @@ function fmtRatio(x) {
 
 const invoked = process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url);
 if (invoked) {
+  // A reader that has seen enough (`--list | head`): stop quietly, as a pipe's writer does.
+  process.stdout.on("error", (e) => {
+    if (e.code !== "EPIPE") throw e;
+    process.exit(process.exitCode ?? 0);
+  });
   runBench(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;
