@@ -167,7 +167,6 @@ export class Sender {
   private blockSummer: BlockSummer | null = null;
   /** One read buffer for every file (its consumers copy what they keep). */
   private readonly readBuf = Buffer.allocUnsafe(READ_PIECE);
-  private readonly readBuf2 = Buffer.allocUnsafe(READ_PIECE);
   /** The matcher's source buffer, shared by the files in turn. */
   private matchBuf: SimdBuffer | null = null;
   /** FLAG_FILE_SENT: a second request for a file is its redo. */
@@ -604,14 +603,14 @@ export class Sender {
       if (sumPrefix && (await this.prehash(fd, start, summer, { done: false })).short) readError = true;
       pos = start;
     }
-    // Each piece is read straight into the matcher's buffer, else into two buffers in turn
-    // (their consumers copy what they keep); with a match-data window every piece gets its own.
+    // Each piece is read straight into the matcher's buffer, else into the read buffer (its
+    // consumers copy what they keep before the next read); with a match-data window every
+    // piece gets its own.
     const inPlace = matcher !== null && !window;
-    const reuse = matcher === null ? [this.readBuf, this.readBuf2] : null;
-    let turn = 0;
+    const reuse = matcher === null ? this.readBuf : null;
     const readPiece = (at: number): { buf: Uint8Array; got: number; want: number } => {
       const want = Math.min(READ_PIECE, len - at);
-      const buf = inPlace ? matcher.input(want) : reuse ? reuse[turn++ & 1]! : Buffer.allocUnsafe(want);
+      const buf = inPlace ? matcher.input(want) : (reuse ?? Buffer.allocUnsafe(want));
       let got = 0;
       while (got < want) {
         let n = 0;
